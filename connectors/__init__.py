@@ -1,0 +1,1 @@
+"""Adapters: settings, event-store wiring, PKI, CLI."""

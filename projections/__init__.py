@@ -1,0 +1,1 @@
+"""ClickHouse schema and row builders (built in the streams issue)."""

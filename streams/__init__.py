@@ -1,0 +1,1 @@
+"""Faust stream processors (built in the streams issue)."""
