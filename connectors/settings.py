@@ -1,0 +1,72 @@
+"""Settings: the one place that reads the environment (TASKLEDGER_*)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All configuration; every field can be set as TASKLEDGER_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="TASKLEDGER_", extra="ignore")
+
+    home: Path = Field(Path("./var"), description="Data directory: event store, dev PKI, ClickHouse")
+    database_url: str | None = Field(
+        None, description="postgresql://user@host:port/db for PostgreSQL; unset = SQLite under home"
+    )
+    postgres_schema: str | None = Field(None, description="PostgreSQL schema for the event tables")
+    cipher_key: str | None = Field(
+        None, description="base64 AES key (16/24/32 bytes): encrypts the event store at rest"
+    )
+    trusted_roots: str | None = Field(
+        None, description="PEM file(s) of trusted signing roots, ':'-separated; default home/pki/trusted_roots.pem"
+    )
+    calendar_overrides: Path | None = Field(
+        None, description="JSON file {'days_off': [...], 'working_days': [...]} of announced changes"
+    )
+    actor: str | None = Field(None, description="default --actor ROLE:AGENCY:USER")
+    clock: str | None = Field(None, description="fixed or accelerated clock: ISO instant[@speed]")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.home / "taskledger.sqlite"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.home / "pki"
+
+    def trusted_root_paths(self) -> list[Path]:
+        if self.trusted_roots:
+            return [Path(p) for p in self.trusted_roots.split(":") if p]
+        return [self.pki_dir / "trusted_roots.pem"]
+
+    def overrides(self) -> dict[str, list[date]]:
+        if self.calendar_overrides is None:
+            return {}
+        data: dict[str, Any] = json.loads(self.calendar_overrides.read_text())
+        return {
+            key: [date.fromisoformat(d) for d in data.get(key, [])] for key in ("days_off", "working_days")
+        }
+
+
+def make_clock(spec: str | None):  # type: ignore[no-untyped-def]
+    """TASKLEDGER_CLOCK=<ISO instant>[@<speed>]: start the clock at that instant, run speed× wall time."""
+    if not spec:
+        return lambda: datetime.now(timezone.utc)
+    import time
+
+    instant, _, speed = spec.partition("@")
+    start = datetime.fromisoformat(instant)
+    if start.tzinfo is None:
+        raise ValueError("TASKLEDGER_CLOCK: the instant must carry a time zone offset")
+    factor = float(speed or 1)
+    t0 = time.monotonic()
+    from datetime import timedelta
+
+    return lambda: (start + timedelta(seconds=(time.monotonic() - t0) * factor)).astimezone(timezone.utc)

@@ -1,0 +1,117 @@
+"""What every recorded fact carries, and the context a command is executed in."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.domain import Aggregate
+
+from domain.actors import Actor
+from domain.errors import ValidationError
+
+if TYPE_CHECKING:
+    from domain.calendar import CalendarHistory
+
+NAMESPACE = uuid.UUID("6f1c2d0e-4b7a-5c3e-9a51-08c0a7e7f2b1")
+
+
+def directive_id_for(symbol: str) -> uuid.UUID:
+    """Directives are keyed by their symbol (ký hiệu): registering one twice is a conflict."""
+    return uuid.uuid5(NAMESPACE, "directive:" + " ".join(symbol.upper().split()))
+
+
+def task_id_for(command_id: str) -> uuid.UUID:
+    """A task created by a command with an id gets a deterministic id, so a retry finds it."""
+    return uuid.uuid5(NAMESPACE, "task:" + command_id)
+
+
+def utc(t: datetime) -> datetime:
+    if t.tzinfo is None:
+        raise ValidationError("occurred_at", "must carry a time zone offset, e.g. 2026-04-24T15:00+07:00")
+    return t.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who acts, when it happened, when it is recorded, and the calendar in force."""
+
+    actor: Actor
+    recorded_at: datetime
+    calendars: CalendarHistory
+    occurred_at: datetime | None = None
+    command_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def when(self) -> datetime:
+        """Business time of the fact: given for imports of past records, else the recorded time."""
+        return self.occurred_at or self.recorded_at
+
+    @property
+    def calendar_version(self) -> int:
+        return self.calendars.current.version
+
+    def fact_fields(self) -> dict[str, Any]:
+        return {
+            "timestamp": self.recorded_at,
+            "actor": self.actor.to_dict(),
+            "occurred_at": self.when,
+            "command_id": self.command_id,
+            "calendar_version": self.calendar_version,
+        }
+
+    def validated(self) -> Context:
+        recorded = utc(self.recorded_at)
+        occurred = utc(self.occurred_at) if self.occurred_at else None
+        if occurred and occurred > recorded:
+            raise ValidationError(
+                "occurred_at",
+                f"may not be in the future (it is {occurred.isoformat()}, "
+                f"now is {recorded.isoformat()})",
+            )
+        return Context(self.actor, recorded, self.calendars, occurred, self.command_id, self.extra)
+
+
+class Fact(Aggregate.Event):
+    """Base of every non-creating event: actor, business time, command id, calendar version.
+    The library's ``timestamp`` is the system's recorded time."""
+
+    actor: dict[str, str]
+    occurred_at: datetime
+    command_id: str | None
+    calendar_version: int
+
+    @property
+    def recorded_at(self) -> datetime:
+        return self.timestamp
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.note_fact(self)
+        self.apply_to(aggregate)
+
+    def apply_to(self, aggregate: Any) -> None:  # pragma: no cover - overridden
+        pass
+
+
+def iso_date(d: date | str | None) -> str | None:
+    if d is None:
+        return None
+    return d.isoformat() if isinstance(d, date) else date.fromisoformat(d).isoformat()
+
+
+def public_payload(event: Aggregate.Event) -> dict[str, Any]:
+    """Event attributes other than the envelope ones, for history views."""
+    skip = {
+        "originator_id",
+        "originator_version",
+        "timestamp",
+        "originator_topic",
+        "actor",
+        "occurred_at",
+        "command_id",
+        "calendar_version",
+    }
+    return {k: v for k, v in event.__dict__.items() if k not in skip}
