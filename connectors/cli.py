@@ -138,9 +138,14 @@ def task_cmd(kind: type[c.TaskCommand], task_id: str, actor: str | None, at: str
 def pki_init(force: Annotated[bool, typer.Option(help="replace existing keys")] = False,
              as_json: JsonOpt = False) -> None:
     """Create a dev CA and signer under $TASKLEDGER_HOME/pki, trusted for this home only."""
-    from connectors.pki import init_dev_pki
+    from datetime import timedelta
 
-    pki = init_dev_pki(_settings().pki_dir, force=force)
+    from connectors.pki import init_dev_pki
+    from connectors.settings import make_clock
+
+    settings = _settings()
+    # Valid from a day before the (possibly controlled) clock, so that signatures verify at once.
+    pki = init_dev_pki(settings.pki_dir, force=force, now=make_clock(settings.clock)() - timedelta(days=1))
     data = {k: str(v) for k, v in pki.__dict__.items()}
     emit(data, as_json, f"dev PKI ready in {pki.directory} (trusted roots: {pki.trusted_roots})")
 

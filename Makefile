@@ -1,0 +1,30 @@
+# The two set-up commands of the README. Both work on a fresh machine with Python 3.11.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TL := $(VENV)/bin/taskledger
+export TASKLEDGER_HOME ?= ./var
+export TASKLEDGER_TEST_BACKENDS ?= sqlite,postgres
+
+.PHONY: install demo test bench
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Main job on embedded defaults: install, dev PKI, load a year of demo data, list tasks.
+demo: install
+	$(TL) pki init
+	$(TL) demo
+	$(TL) stats
+	$(TL) task list --limit 25
+
+# The whole test suite, on SQLite and on the local PostgreSQL (127.0.0.1:5432, database test).
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m bench.bench_commands
