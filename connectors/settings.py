@@ -30,12 +30,21 @@ class Settings(BaseSettings):
     calendar_overrides: Path | None = Field(
         None, description="JSON file {'days_off': [...], 'working_days': [...]} of announced changes"
     )
+    kafka_bootstrap: str | None = Field(
+        None, description="Kafka bootstrap servers; unset = the dev broker on 127.0.0.1:broker_port"
+    )
+    broker_port: int = Field(9092, description="port of the dev broker (taskledger broker)")
+    events_partitions: int = Field(6, description="partitions of taskledger.events.v1 when the relay creates it")
     actor: str | None = Field(None, description="default --actor ROLE:AGENCY:USER")
     clock: str | None = Field(None, description="fixed or accelerated clock: ISO instant[@speed]")
 
     @property
     def sqlite_path(self) -> Path:
         return self.home / "taskledger.sqlite"
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
 
     @property
     def pki_dir(self) -> Path:

@@ -199,7 +199,10 @@ class TaskLedger(Application[UUID]):
 
             raise NotAuthorized("actor.role", "only central_office may change the working calendar")
         cal: WorkingCalendar = self.repository.get(CALENDAR_ID)
+        if cmd.command_id and cmd.command_id in cal.commands:
+            return CommandResult(cal.id, cal.commands[cmd.command_id], "Changed", duplicate=True)
         cal.change(
+            command_id=cmd.command_id,
             add_days_off=cmd.add_days_off,
             remove_days_off=cmd.remove_days_off,
             add_working_days=cmd.add_working_days,
@@ -287,7 +290,10 @@ class TaskLedger(Application[UUID]):
         recorded, version = aggregate.commands[command_id]  # type: ignore[attr-defined]
         if recorded != expected:
             raise Conflict("command_id", f"{command_id} was already used for {recorded}; a retry must repeat the same command")
-        return CommandResult(aggregate.id, version, recorded, duplicate=True)
+        extra = {}
+        if recorded == "ProgressReported":
+            extra["report_no"] = next(r["no"] for r in aggregate.reports if r["version"] == version)  # type: ignore[attr-defined]
+        return CommandResult(aggregate.id, version, recorded, duplicate=True, extra=extra)
 
     def _require_storable(self, level: Confidentiality) -> None:
         if level is Confidentiality.ABSOLUTE_SECRET:
@@ -305,7 +311,7 @@ class TaskLedger(Application[UUID]):
         self._require_storable(cmd.confidentiality)
         existing = uow.find(directive_id_for(cmd.symbol))
         if existing is not None:
-            replay = self._replayed(existing, cmd.command_id, "register")
+            replay = self._replayed(existing, cmd.command_id, "Registered")
             if replay:
                 return replay
             raise Conflict("symbol", f"directive {cmd.symbol} is already registered")
@@ -350,7 +356,7 @@ class TaskLedger(Application[UUID]):
             return replay
         ctx = self._context(actor, cmd)
         if isinstance(cmd, c.AmendDirective):
-            directive.amend(ctx, changes=cmd.changes, reason=cmd.reason)
+            directive.amend(ctx, changes=cmd.changes.model_dump(exclude_none=True), reason=cmd.reason)
         else:
             directive.withdraw(ctx, reason=cmd.reason)
         return CommandResult(directive.id, directive.version, expected)
@@ -434,11 +440,13 @@ class TaskLedger(Application[UUID]):
         elif isinstance(cmd, c.ObjectTask):
             task.object(ctx, reason=cmd.reason)
         elif isinstance(cmd, c.ResolveObjection):
-            task.resolve_objection(ctx, accept=cmd.accept, transfer_to=cmd.transfer_to, changes=cmd.changes, reason=cmd.reason)
+            task.resolve_objection(
+                ctx, accept=cmd.accept, transfer_to=cmd.transfer_to, changes=cmd.changes.given(), reason=cmd.reason
+            )
         elif isinstance(cmd, c.TransferTask):
             task.transfer(ctx, to=cmd.to, reason=cmd.reason)
         elif isinstance(cmd, c.AdjustTask):
-            task.adjust(ctx, changes=cmd.changes, reason=cmd.reason)
+            task.adjust(ctx, changes=cmd.changes.given(), reason=cmd.reason)
         elif isinstance(cmd, c.ReportProgress):
             extra["report_no"] = task.report_progress(
                 ctx, percent=cmd.percent, note=cmd.note, products=cmd.products, reason=cmd.reason
@@ -504,7 +512,7 @@ class TaskLedger(Application[UUID]):
         if not isinstance(task, Task):
             raise NotFound("task_id", f"no task with id {task_id}")
         directive = self._optional_directive(task.directive_id)
-        subtasks = [self.get_task(s) for s in task.subtasks]
+        subtasks = [self.get_task(s) if as_of is None else self.as_of(s, as_of, basis) for s in task.subtasks]
         return views.task_view(task, directive, self.calendars, as_of or now, subtasks)
 
     def _optional_directive(self, directive_id: UUID) -> Directive | None:

@@ -462,6 +462,7 @@ class WorkingCalendar(Aggregate):
             )
             aggregate.source = self.source
             aggregate._history = CalendarHistory((first,))
+            aggregate.commands = {}
 
     class Changed(Event):
         days_off_added: list[str]
@@ -470,8 +471,11 @@ class WorkingCalendar(Aggregate):
         working_days_removed: list[str]
         reason: str
         actor: dict[str, str]
+        command_id: str | None
 
         def apply(self, aggregate: WorkingCalendar) -> None:
+            if self.command_id:
+                aggregate.commands = {**aggregate.commands, self.command_id: self.originator_version}
             current = aggregate.history.current
             days_off = current.days_off - _dates(self.days_off_removed, "days_off_removed")
             working = current.working_days - _dates(
@@ -536,6 +540,7 @@ class WorkingCalendar(Aggregate):
         reason: str,
         actor: Actor | Mapping[str, str],
         recorded_at: datetime,
+        command_id: str | None = None,
     ) -> None:
         """Record a government announcement (or a correction) as the next calendar version."""
         given = (add_days_off, remove_days_off, add_working_days, remove_working_days)
@@ -553,6 +558,7 @@ class WorkingCalendar(Aggregate):
             working_days_removed=_iso_list(lists["remove_working_days"]),
             reason=reason.strip(),
             actor=actor_dict,
+            command_id=command_id,
         )
 
     @property

@@ -48,9 +48,37 @@ class RegisterDirective(Command):
     signature: dict[str, Any] | None = None
 
 
+class DirectiveChanges(BaseModel):
+    """What an amendment may change; unknown fields are refused by name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    number: ShortText | None = None
+    title: ShortText | None = None
+    summary: Text | None = None
+    signer: ShortText | None = None
+    issuing_body: ShortText | None = None
+    presenting_body: ShortText | None = None
+
+
+class TaskChanges(BaseModel):
+    """What an adjustment (or an accepted objection) may change, with the same rules as assignment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    content: Text | None = None
+    deadline: date | None = None
+    priority: Priority | None = None
+    scope: ScopeKind | None = None
+    scope_name: ShortText | None = None
+    monitor: AgencyCode | None = None
+    update_every: UpdateEvery | None = None
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
 class AmendDirective(Command):
     directive_id: UUID
-    changes: dict[str, Any]
+    changes: DirectiveChanges
     reason: ShortText
 
 
@@ -99,7 +127,7 @@ class ObjectTask(TaskCommand):
 class ResolveObjection(TaskCommand):
     accept: bool
     transfer_to: AgencyCode | None = None
-    changes: dict[str, Any] = Field(default_factory=dict)
+    changes: TaskChanges = Field(default_factory=TaskChanges)
     reason: ShortText | None = None
 
 
@@ -109,7 +137,7 @@ class TransferTask(TaskCommand):
 
 
 class AdjustTask(TaskCommand):
-    changes: dict[str, Any]
+    changes: TaskChanges
     reason: ShortText
 
 

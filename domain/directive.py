@@ -134,7 +134,7 @@ class Directive(Aggregate):
         self.withdrawal_reason: str | None = None
         self.last_occurred_at = e.occurred_at
         if e.command_id:
-            self.commands[e.command_id] = ("register", 1)
+            self.commands[e.command_id] = ("Registered", 1)
 
     def note_fact(self, e: Fact) -> None:
         self.last_occurred_at = e.occurred_at

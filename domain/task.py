@@ -142,6 +142,7 @@ class Task(Aggregate):
                     "decided_at": None,
                     "agency": self.actor["agency"],
                     "user": self.actor["user"],
+                    "version": self.originator_version,
                 }
             )
 
@@ -502,6 +503,9 @@ class Task(Aggregate):
             raise ValidationError("monitor", "must be another agency than the assignee")
         if "deadline" in clean and date.fromisoformat(clean["deadline"]) < self.assigned_at.date():
             raise ValidationError("deadline", "may not be before the assignment date")
+        scope = clean.get("scope", self.scope)
+        if scope != ScopeKind.NATIONAL.value and not clean.get("scope_name", self.scope_name):
+            raise ValidationError("scope_name", f"is required for a {scope} scope (sector or region name)")
         return clean
 
     def report_progress(
