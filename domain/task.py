@@ -457,7 +457,7 @@ class Task(Aggregate):
             raise ValidationError("transfer_to", "a dismissed objection leaves the task unchanged")
         if transfer_to is not None and transfer_to in (self.assignee, self.monitor):
             raise ValidationError("transfer_to", f"must be another agency than {transfer_to}, the current one")
-        clean = self._checked_changes(changes) if changes else {}
+        clean = self._checked_changes(ctx, changes) if changes else {}
         if not accept:
             _required("reason", reason, "to dismiss an objection")
         due = clocks.objection_handling_due(self, ctx.calendars)
@@ -487,12 +487,12 @@ class Task(Aggregate):
         self.require_open(ctx)
         self.require_not_completed("adjust")
         _required("reason", reason, "to adjust a task")
-        clean = self._checked_changes(changes)
+        clean = self._checked_changes(ctx, changes)
         if not clean:
             raise ValidationError("changes", "an adjustment must change at least one field")
         self.trigger_event(self.Adjusted, **ctx.fact_fields(), changes=clean, reason=reason)
 
-    def _checked_changes(self, changes: dict[str, Any]) -> dict[str, Any]:
+    def _checked_changes(self, ctx: Context, changes: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(changes) - set(ADJUSTABLE))
         if unknown:
             raise ValidationError(unknown[0], f"cannot be adjusted; adjustable: {', '.join(ADJUSTABLE)}")
@@ -501,7 +501,8 @@ class Task(Aggregate):
         self._forbid(content=clean.get("content"))
         if clean.get("monitor") == self.assignee:
             raise ValidationError("monitor", "must be another agency than the assignee")
-        if "deadline" in clean and date.fromisoformat(clean["deadline"]) < self.assigned_at.date():
+        assigned_on = ctx.calendars.current.local(self.assigned_at).date()
+        if "deadline" in clean and date.fromisoformat(clean["deadline"]) < assigned_on:
             raise ValidationError("deadline", "may not be before the assignment date")
         scope = clean.get("scope", self.scope)
         if scope != ScopeKind.NATIONAL.value and not clean.get("scope_name", self.scope_name):
