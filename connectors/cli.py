@@ -545,6 +545,71 @@ def demo(tasks: Annotated[int, typer.Option(help="number of tasks")] = 240,
     emit(summary, as_json, "demo loaded: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
 
 
+# -- broker, relay, subscribe ---------------------------------------------------------------
+@app.command("broker")
+def broker(port: Annotated[Optional[int], typer.Option(help="default TASKLEDGER_BROKER_PORT (9092)")] = None) -> None:
+    """Run the dev Kafka-API broker (tansu, in memory) on 127.0.0.1 until Ctrl-C."""
+    from connectors.broker import run_foreground
+
+    settings = _settings()
+    if settings.kafka_bootstrap:
+        err_line = f"TASKLEDGER_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} is set: use that broker, not the dev one"
+        print(err_line, file=sys.stderr)
+        raise typer.Exit(2)
+    raise typer.Exit(run_foreground(port or settings.broker_port, log_path=settings.home / "broker.log"))
+
+
+@app.command("relay")
+@guarded
+def relay(until_caught_up: Annotated[bool, typer.Option(help="publish everything stored so far, then exit 0")] = False,
+          batch: Annotated[int, typer.Option(help="events per acknowledged batch")] = 2000,
+          as_json: JsonOpt = False) -> None:
+    """Publish the event store to Kafka (taskledger.events.v1), following new events; resumes after a crash."""
+    import logging
+    import signal
+    import time as _t
+
+    from connectors.relay import Relay
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = _settings()
+    relay_ = Relay(_ledger(), settings.bootstrap, partitions=settings.events_partitions, batch=batch)
+    signal.signal(signal.SIGTERM, lambda *_: relay_.stop())
+    last = [0.0]
+
+    def report(stats) -> None:  # type: ignore[no-untyped-def]
+        if as_json or _t.monotonic() - last[0] < 2:
+            return
+        last[0] = _t.monotonic()
+        print(f"relay: position {stats.position} / head {stats.head}, lag {stats.lag} events, "
+              f"{stats.rate():,.0f} events/s, published {stats.published}", file=sys.stderr, flush=True)
+
+    try:
+        stats = relay_.run(until_caught_up=until_caught_up, on_progress=report)
+    except KeyboardInterrupt:
+        stats = relay_.stats
+    finally:
+        relay_.close()
+    emit(stats.to_dict(), as_json, "relay: " + ", ".join(f"{k}={v}" for k, v in stats.to_dict().items()))
+
+
+@app.command("subscribe")
+@guarded
+def subscribe(group: Annotated[Optional[str], typer.Option(help="consumer group (offsets committed)")] = None,
+              from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
+              type_: Annotated[Optional[list[str]], typer.Option("--type", help="event type to keep (repeatable)")] = None,
+              max_messages: Annotated[Optional[int], typer.Option("--max", help="stop after N events")] = None,
+              idle_timeout: Annotated[Optional[float], typer.Option(help="stop after S seconds without events")] = None,
+              as_json: JsonOpt = False) -> None:
+    """Print task events from Kafka as they arrive (one JSON object per line with --json)."""
+    from connectors.kafka import subscribe as run_subscriber
+
+    count = run_subscriber(_settings().bootstrap, group=group, from_beginning=from_beginning, types=type_ or [],
+                           as_json=as_json, max_messages=max_messages, idle_timeout_s=idle_timeout)
+    if not as_json:
+        print(f"{count} events", file=sys.stderr)
+
+
 def main() -> None:
     try:
         app()

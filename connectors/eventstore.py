@@ -29,11 +29,9 @@ def persistence_env(settings: Settings) -> dict[str, str]:
         )
         if settings.postgres_schema:
             env["POSTGRES_SCHEMA"] = settings.postgres_schema
+    elif settings.eventsourcing_module:
+        pass  # PERSISTENCE_MODULE, SQLITE_DBNAME, POSTGRES_* are read by eventsourcing itself
     else:
-        import os
-
-        if os.environ.get("PERSISTENCE_MODULE") not in (None, "", "eventsourcing.sqlite"):
-            return env  # the eventsourcing variables configure the store directly
         settings.home.mkdir(parents=True, exist_ok=True)
         env.update(PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=str(settings.sqlite_path))
     if settings.cipher_key:
@@ -58,17 +56,31 @@ def open_ledger(settings: Settings | None = None, clock: Callable[[], datetime] 
     )
 
 
+def events_table(app: TaskLedger) -> tuple[str, str]:
+    """The stored-events table as a quoted, schema-qualified SQL name, and its position column."""
+    recorder: Any = app.recorder
+    table = recorder.events_table_name
+    if "sqlite" in type(recorder).__module__:
+        return f'"{table}"', "rowid"
+    schema = getattr(recorder.datastore, "schema", "") or ""
+    qualified = f'"{schema}"."{table}"' if schema else f'"{table}"'
+    return qualified, "notification_id"
+
+
+def query(app: TaskLedger, sql: str) -> list[Any]:
+    """Run a read-only statement on the event store's own connection pool."""
+    with app.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+
+
 def count_events(app: TaskLedger) -> dict[str, int]:
     """Stored events by aggregate kind, counted in the database (not by replaying)."""
-    table = app.recorder.events_table_name  # type: ignore[attr-defined]
-    sql = f"SELECT topic, COUNT(*) FROM {table} GROUP BY topic"
-    datastore = app.recorder.datastore  # type: ignore[attr-defined]
-    with datastore.transaction(commit=False) as cursor:
-        cursor.execute(sql)
-        rows = cursor.fetchall()
+    table, _ = events_table(app)
+    rows = query(app, f"SELECT topic, COUNT(*) AS n FROM {table} GROUP BY topic")
     counts = {"directives": 0, "tasks": 0, "events": 0, "calendar_changes": 0}
     for row in rows:
-        topic, n = (row["topic"], row["count"]) if isinstance(row, dict) else (row[0], row[1])
+        topic, n = (row["topic"], row["n"]) if isinstance(row, dict) else (row[0], row[1])
         counts["events"] += n
         if topic.endswith("Directive.Registered"):
             counts["directives"] += n

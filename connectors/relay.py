@@ -15,6 +15,7 @@ from uuid import UUID
 from eventsourcing.persistence import Notification, Tracking
 
 from connectors import kafka as k
+from connectors.eventstore import events_table, query
 from domain.application import TaskLedger
 from domain.contract import EVENTS_TOPIC, confidentiality_of, encode, envelope_from_stored
 
@@ -75,7 +76,8 @@ class Relay:
         self.check_every_s = check_every_s
         self.name = name
         self.tracking = app.factory.tracking_recorder()
-        self.producer = k.producer(bootstrap, **(producer_overrides or {}))
+        self._producer_overrides = producer_overrides or {}
+        self.producer = k.producer(bootstrap, **self._producer_overrides)
         self.levels: dict[UUID, str | None] = {}
         self.stats = RelayStats()
         self._cipher = getattr(app.mapper, "cipher", None)
@@ -97,11 +99,8 @@ class Relay:
         """How many stored events have a position <= ``position`` (ids may have gaps)."""
         if position == 0:
             return 0
-        recorder: Any = self.app.recorder
-        column = "rowid" if "sqlite" in type(recorder).__module__ else "notification_id"
-        with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(f"SELECT COUNT(*) AS n FROM {recorder.events_table_name} WHERE {column} <= {int(position)}")
-            row = cursor.fetchone()
+        table, column = events_table(self.app)
+        row = query(self.app, f"SELECT COUNT(*) AS n FROM {table} WHERE {column} <= {int(position)}")[0]
         return int(row["n"] if isinstance(row, dict) else row[0])
 
     # -- broker ---------------------------------------------------------------------------
@@ -192,7 +191,8 @@ class Relay:
             try:
                 self.publish(list(notifications))
             except Exception as error:  # broker trouble: nothing recorded; check and retry the batch
-                log.warning("relay: publish failed (%s); retrying", error)
+                log.warning("relay: publish failed (%s); retrying with a new producer", error)
+                self._new_producer()
                 time.sleep(0.5)
                 cursor = self._recover(cursor)
                 continue
@@ -221,6 +221,14 @@ class Relay:
             log.warning("relay: broker check failed: %s", error)
             self._last_check = time.monotonic()
             return cursor
+
+    def _new_producer(self) -> None:
+        """A producer that saw its broker vanish may be in a fatal state (idempotence): replace it."""
+        self.close()
+        try:
+            self.producer = k.producer(self.bootstrap, **self._producer_overrides)
+        except Exception as error:  # broker still down: the next publish fails and we come back here
+            log.warning("relay: cannot connect a producer yet: %s", error)
 
     def stop(self) -> None:
         self._stopping = True

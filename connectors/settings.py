@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     )
     broker_port: int = Field(9092, description="port of the dev broker (taskledger broker)")
     events_partitions: int = Field(6, description="partitions of taskledger.events.v1 when the relay creates it")
+    eventsourcing_module: str | None = Field(
+        None,
+        validation_alias="PERSISTENCE_MODULE",
+        description="when set (and no database_url), eventsourcing's own variables configure the store",
+    )
     actor: str | None = Field(None, description="default --actor ROLE:AGENCY:USER")
     clock: str | None = Field(None, description="fixed or accelerated clock: ISO instant[@speed]")
 
