@@ -15,12 +15,16 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Main job on embedded defaults: install, dev PKI, load a year of demo data, list tasks.
+# Main job on embedded defaults: install, dev PKI, load a year of demo data, list tasks, then run the
+# stack (dev Kafka-API broker + relay publishing every event to taskledger.events.v1) until Ctrl-C.
+# UP_ARGS=--until-caught-up stops once the topic holds every stored event.
+UP_ARGS ?=
 demo: install
 	$(TL) pki init
 	$(TL) demo
 	$(TL) stats
 	$(TL) task list --limit 25
+	$(TL) up $(UP_ARGS)
 
 # The whole test suite, on SQLite and on the local PostgreSQL (127.0.0.1:5432, database test).
 test: install

@@ -571,7 +571,9 @@ def relay(until_caught_up: Annotated[bool, typer.Option(help="publish everything
 
     from connectors.relay import Relay
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from connectors.logs import configure
+
+    configure(logging.INFO if not as_json else logging.WARNING)
     settings = _settings()
     relay_ = Relay(_ledger(), settings.bootstrap, partitions=settings.events_partitions, batch=batch)
     signal.signal(signal.SIGTERM, lambda *_: relay_.stop())
@@ -608,6 +610,18 @@ def subscribe(group: Annotated[Optional[str], typer.Option(help="consumer group 
                            as_json=as_json, max_messages=max_messages, idle_timeout_s=idle_timeout)
     if not as_json:
         print(f"{count} events", file=sys.stderr)
+
+
+@app.command("up")
+@guarded
+def up(until_caught_up: Annotated[bool, typer.Option(
+           help="stop once everything stored is on the topic (batch runs, checks)")] = False,
+       as_json: JsonOpt = False) -> None:
+    """Run the stack on embedded defaults: dev broker (unless one is configured) and relay. Ctrl-C stops."""
+    from connectors.stack import up as run_stack
+
+    summary = run_stack(_settings(), until_caught_up=until_caught_up)
+    emit(summary, as_json, "stack stopped: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
 
 
 def main() -> None:
