@@ -93,12 +93,47 @@ TASK_EVENTS: dict[type[c.TaskCommand], str] = {
 }
 
 
+TASK_HANDLERS: dict[type[c.TaskCommand], Callable[[Task, Context, Any], Any]] = {
+    c.ReceiveTask: lambda t, ctx, cmd: t.receive(ctx),
+    c.ObjectTask: lambda t, ctx, cmd: t.object(ctx, reason=cmd.reason),
+    c.ResolveObjection: lambda t, ctx, cmd: t.resolve_objection(
+        ctx, accept=cmd.accept, transfer_to=cmd.transfer_to, changes=cmd.changes.given(), reason=cmd.reason
+    ),
+    c.TransferTask: lambda t, ctx, cmd: t.transfer(ctx, to=cmd.to, reason=cmd.reason),
+    c.AdjustTask: lambda t, ctx, cmd: t.adjust(ctx, changes=cmd.changes.given(), reason=cmd.reason),
+    c.ReportProgress: lambda t, ctx, cmd: t.report_progress(
+        ctx, percent=cmd.percent, note=cmd.note, products=cmd.products, reason=cmd.reason
+    ),
+    c.ApproveProgress: lambda t, ctx, cmd: t.approve_progress(ctx, report_no=cmd.report_no),
+    c.ReturnProgress: lambda t, ctx, cmd: t.return_progress(ctx, reason=cmd.reason, report_no=cmd.report_no),
+    c.UrgeTask: lambda t, ctx, cmd: t.urge(ctx, message=cmd.message),
+    c.ReportDifficulty: lambda t, ctx, cmd: t.report_difficulty(ctx, causes=cmd.causes, proposals=cmd.proposals),
+    c.ExtendDeadline: lambda t, ctx, cmd: t.extend_deadline(
+        ctx, deadline=cmd.deadline, reason=cmd.reason, authority=cmd.authority
+    ),
+    c.ExplainDelay: lambda t, ctx, cmd: t.explain_delay(ctx, explanation=cmd.explanation),
+    c.CompleteTask: lambda t, ctx, cmd: t.complete(ctx, result=cmd.result, products=cmd.products),
+    c.EvaluateTask: lambda t, ctx, cmd: t.evaluate(ctx, grade=cmd.grade, comment=cmd.comment),
+    c.CancelTask: lambda t, ctx, cmd: t.cancel(ctx, reason=cmd.reason),
+    c.RaiseFinding: lambda t, ctx, cmd: t.raise_finding(ctx, kind=cmd.kind, description=cmd.description),
+}
+
+
 class UnitOfWork:
     """Aggregates loaded and changed by one or more commands, saved together atomically."""
 
-    def __init__(self, app: TaskLedger) -> None:
+    def __init__(self, app: TaskLedger, optimistic: bool = True) -> None:
         self.app = app
         self.loaded: dict[UUID, Aggregate] = {}
+        # Optimistic: a new deterministic id (from a command id) is assumed not to exist yet; if it
+        # does, the save fails on the store's unique (id, version) key and the work is redone with
+        # look-ups, which then return the first result.
+        self.optimistic = optimistic
+
+    def created_before(self, aggregate_id: UUID) -> Aggregate | None:
+        if self.optimistic and aggregate_id not in self.loaded:
+            return None
+        return self.find(aggregate_id)
 
     def get(self, aggregate_id: UUID, kind: type[Aggregate], what: str) -> Any:
         found = self.find(aggregate_id)
@@ -125,7 +160,14 @@ class TaskLedger(Application[UUID]):
     """Use cases of SPEC sections 1-6 on Directive and Task aggregates."""
 
     name = "taskledger"
-    env = {"AGGREGATE_CACHE_MAXSIZE": "10000", "DEEPCOPY_FROM_AGGREGATE_CACHE": "y"}
+    # Writes go through a cache without a fast-forward SELECT: a stale aggregate (another process
+    # wrote) fails on save with a version conflict, is evicted and the command retried. Reads
+    # (views, calendar) always fold fresh from the store.
+    env = {
+        "AGGREGATE_CACHE_MAXSIZE": "10000",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
+        "AGGREGATE_CACHE_FASTFORWARD": "n",
+    }
 
     def __init__(
         self,
@@ -188,7 +230,8 @@ class TaskLedger(Application[UUID]):
         """The recorded calendar history, re-read at most every ``calendar_refresh_seconds``."""
         now = _time.monotonic()
         if self._calendars is None or now - self._calendar_read_at > self._calendar_refresh:
-            cal: WorkingCalendar = self.repository.get(CALENDAR_ID)
+            cal = self._fold(CALENDAR_ID)
+            assert isinstance(cal, WorkingCalendar)
             self._calendars = cal.history
             self._calendar_read_at = now
         return self._calendars
@@ -198,7 +241,8 @@ class TaskLedger(Application[UUID]):
             from domain.errors import NotAuthorized
 
             raise NotAuthorized("actor.role", "only central_office may change the working calendar")
-        cal: WorkingCalendar = self.repository.get(CALENDAR_ID)
+        cal = self._fold(CALENDAR_ID)
+        assert isinstance(cal, WorkingCalendar)
         if cmd.command_id and cmd.command_id in cal.commands:
             return CommandResult(cal.id, cal.commands[cmd.command_id], "Changed", duplicate=True)
         cal.change(
@@ -217,38 +261,42 @@ class TaskLedger(Application[UUID]):
 
     # -- commands ---------------------------------------------------------------------------
     def execute(self, actor: Actor, command: c.Command) -> CommandResult:
-        """Run one command atomically. A concurrent writer is retried once (then a retry
-        with the same command_id finds the first result)."""
-        for attempt in range(3):
-            uow = UnitOfWork(self)
-            result = self._handle(uow, actor, command)
-            if result.duplicate:
-                return result
-            try:
-                self.save(*uow.pending())
-                return result
-            except IntegrityError:
-                if attempt == 2:
-                    raise Conflict("version", "the task changed concurrently; retry the command") from None
-                self._evict(uow)
-        raise AssertionError("unreachable")
+        """Run one command atomically. On a version conflict (another writer, or a retry of a
+        creating command) the command is redone with fresh look-ups: a retry with the same
+        command_id then finds the first result."""
+        return self.execute_batch([(actor, command)], wrap_errors=False)[0]
 
-    def execute_batch(self, items: Iterable[tuple[Actor, c.Command]]) -> list[CommandResult]:
+    def execute_batch(
+        self, items: Iterable[tuple[Actor, c.Command]], *, wrap_errors: bool = True
+    ) -> list[CommandResult]:
         """Run many commands in one unit of work and one atomic save (the bulk/import path).
         Any refusal refuses the whole batch: nothing is written."""
-        uow = UnitOfWork(self)
+        commands = list(items)
+        for attempt in range(3):
+            uow = UnitOfWork(self, optimistic=attempt == 0)
+            try:
+                results = self._run(uow, commands, wrap_errors)
+            except DomainError:
+                self._evict(uow)
+                if uow.optimistic:
+                    continue  # decide on fresh, looked-up state before refusing
+                raise
+            try:
+                self.save(*uow.pending())
+                return results
+            except IntegrityError:
+                self._evict(uow)
+        raise Conflict("version", "the aggregates changed concurrently; retry the command") from None
+
+    def _run(self, uow: UnitOfWork, commands: list[tuple[Actor, c.Command]], wrap: bool) -> list[CommandResult]:
         results = []
-        for index, (actor, command) in enumerate(items):
+        for index, (actor, command) in enumerate(commands):
             try:
                 results.append(self._handle(uow, actor, command))
             except DomainError as error:
-                self._evict(uow)
+                if not wrap or uow.optimistic:
+                    raise
                 raise BatchRefused(index, error) from error
-        try:
-            self.save(*uow.pending())
-        except IntegrityError:
-            self._evict(uow)
-            raise Conflict("batch", "an aggregate of the batch changed concurrently; retry the batch") from None
         return results
 
     def _evict(self, uow: UnitOfWork) -> None:
@@ -261,26 +309,15 @@ class TaskLedger(Application[UUID]):
                     pass
 
     def _context(self, actor: Actor, command: c.Command) -> Context:
-        return Context(
-            actor=actor,
-            recorded_at=self.clock(),
-            calendars=self.calendars,
-            occurred_at=command.occurred_at,
-            command_id=command.command_id,
-        ).validated()
+        return Context.create(actor, self.clock(), self.calendars, command.occurred_at, command.command_id)
 
     def _handle(self, uow: UnitOfWork, actor: Actor, command: c.Command) -> CommandResult:
-        if isinstance(command, c.RegisterDirective):
-            return self._register_directive(uow, actor, command)
-        if isinstance(command, (c.AmendDirective, c.WithdrawDirective)):
-            return self._change_directive(uow, actor, command)
-        if isinstance(command, c.AssignTask):
-            return self._assign(uow, actor, command)
-        if isinstance(command, c.AssignSubtask):
-            return self._assign_subtask(uow, actor, command)
         if isinstance(command, c.TaskCommand):
             return self._task_command(uow, actor, command)
-        raise TypeError(f"unknown command {type(command).__name__}")
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise TypeError(f"unknown command {type(command).__name__}")
+        return handler(self, uow, actor, command)
 
     @staticmethod
     def _replayed(aggregate: Aggregate, command_id: str | None, expected: str) -> CommandResult | None:
@@ -366,7 +403,7 @@ class TaskLedger(Application[UUID]):
 
     def _assign(self, uow: UnitOfWork, actor: Actor, cmd: c.AssignTask) -> CommandResult:
         task_id = self._new_task_id(cmd.command_id)
-        existing = uow.find(task_id) if cmd.command_id else None
+        existing = uow.created_before(task_id) if cmd.command_id else None
         if existing is not None:
             return self._replayed(existing, cmd.command_id, "Assigned") or CommandResult(task_id, 1, "Assigned", True)
         directive: Directive = uow.get(cmd.directive_id, Directive, "directive_id")
@@ -397,7 +434,7 @@ class TaskLedger(Application[UUID]):
     def _assign_subtask(self, uow: UnitOfWork, actor: Actor, cmd: c.AssignSubtask) -> CommandResult:
         """Art. 6.2.c / 8.2: the assignee passes part of its task to a subordinate unit."""
         task_id = self._new_task_id(cmd.command_id)
-        existing = uow.find(task_id) if cmd.command_id else None
+        existing = uow.created_before(task_id) if cmd.command_id else None
         if existing is not None:
             return self._replayed(existing, cmd.command_id, "Assigned") or CommandResult(task_id, 1, "Assigned", True)
         parent: Task = uow.get(cmd.parent_id, Task, "parent_id")
@@ -434,44 +471,17 @@ class TaskLedger(Application[UUID]):
         if replay:
             return replay
         ctx = self._context(actor, cmd)
-        extra: dict[str, Any] = {}
-        if isinstance(cmd, c.ReceiveTask):
-            task.receive(ctx)
-        elif isinstance(cmd, c.ObjectTask):
-            task.object(ctx, reason=cmd.reason)
-        elif isinstance(cmd, c.ResolveObjection):
-            task.resolve_objection(
-                ctx, accept=cmd.accept, transfer_to=cmd.transfer_to, changes=cmd.changes.given(), reason=cmd.reason
-            )
-        elif isinstance(cmd, c.TransferTask):
-            task.transfer(ctx, to=cmd.to, reason=cmd.reason)
-        elif isinstance(cmd, c.AdjustTask):
-            task.adjust(ctx, changes=cmd.changes.given(), reason=cmd.reason)
-        elif isinstance(cmd, c.ReportProgress):
-            extra["report_no"] = task.report_progress(
-                ctx, percent=cmd.percent, note=cmd.note, products=cmd.products, reason=cmd.reason
-            )
-        elif isinstance(cmd, c.ApproveProgress):
-            task.approve_progress(ctx, report_no=cmd.report_no)
-        elif isinstance(cmd, c.ReturnProgress):
-            task.return_progress(ctx, reason=cmd.reason, report_no=cmd.report_no)
-        elif isinstance(cmd, c.UrgeTask):
-            task.urge(ctx, message=cmd.message)
-        elif isinstance(cmd, c.ReportDifficulty):
-            task.report_difficulty(ctx, causes=cmd.causes, proposals=cmd.proposals)
-        elif isinstance(cmd, c.ExtendDeadline):
-            task.extend_deadline(ctx, deadline=cmd.deadline, reason=cmd.reason, authority=cmd.authority)
-        elif isinstance(cmd, c.ExplainDelay):
-            task.explain_delay(ctx, explanation=cmd.explanation)
-        elif isinstance(cmd, c.CompleteTask):
-            task.complete(ctx, result=cmd.result, products=cmd.products)
-        elif isinstance(cmd, c.EvaluateTask):
-            task.evaluate(ctx, grade=cmd.grade, comment=cmd.comment)
-        elif isinstance(cmd, c.CancelTask):
-            task.cancel(ctx, reason=cmd.reason)
-        elif isinstance(cmd, c.RaiseFinding):
-            task.raise_finding(ctx, kind=cmd.kind, description=cmd.description)
+        outcome = TASK_HANDLERS[type(cmd)](task, ctx, cmd)
+        extra = {"report_no": outcome} if isinstance(cmd, c.ReportProgress) else {}
         return CommandResult(task.id, task.version, expected, extra=extra)
+
+    _handlers: dict[type[c.Command], Callable[..., CommandResult]] = {
+        c.RegisterDirective: _register_directive,
+        c.AmendDirective: _change_directive,
+        c.WithdrawDirective: _change_directive,
+        c.AssignTask: _assign,
+        c.AssignSubtask: _assign_subtask,
+    }
 
     # -- queries ----------------------------------------------------------------------------
     @property
@@ -484,11 +494,15 @@ class TaskLedger(Application[UUID]):
     def get_directive(self, directive_id: UUID) -> Directive:
         return self._get(directive_id, Directive, "directive_id")
 
+    def _fold(self, aggregate_id: UUID) -> Aggregate | None:
+        """The aggregate from its stored events, bypassing the write cache (always fresh)."""
+        aggregate = None
+        for event in self.events.get(aggregate_id):
+            aggregate = event.mutate(aggregate)
+        return aggregate
+
     def _get(self, aggregate_id: UUID, kind: type[Aggregate], what: str) -> Any:
-        try:
-            found = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            found = None
+        found = self._fold(aggregate_id)
         if not isinstance(found, kind):
             raise NotFound(what, f"no {kind.__name__.lower()} with id {aggregate_id}")
         return found

@@ -9,7 +9,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.actors import Role
 from domain.errors import ConfidentialityViolation, InvariantViolation, NotAuthorized, ValidationError
-from domain.events import Context, Fact, directive_id_for
+from domain.events import CheapCopy, Context, Fact, directive_id_for
 from domain.values import Confidentiality
 
 
@@ -31,7 +31,7 @@ def forbid_content(confidentiality: Confidentiality, **fields: Any) -> None:
             )
 
 
-class Directive(Aggregate):
+class Directive(CheapCopy, Aggregate):
     """A directive of the central leadership, keyed by its symbol."""
 
     class Registered(Aggregate.Created):

@@ -12,7 +12,7 @@ from domain import clocks
 from domain.actors import Role
 from domain.directive import forbid_content, require_role
 from domain.errors import InvariantViolation, NotAuthorized, ValidationError
-from domain.events import Context, Fact, iso_date
+from domain.events import CheapCopy, Context, Fact, iso_date
 from domain.values import (
     AgencyKind,
     Confidentiality,
@@ -33,7 +33,7 @@ def _required(name: str, value: str | None, why: str) -> str:
     return value
 
 
-class Task(Aggregate):
+class Task(CheapCopy, Aggregate):
     """A task assigned to an agency, with its whole lifecycle as facts."""
 
     # -- events ---------------------------------------------------------------------------
