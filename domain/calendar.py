@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import Aggregate
+
+from domain.events import Chained
 from holidays import country_holidays
 
 from domain.actors import Actor
@@ -430,7 +432,7 @@ class CalendarHistory:
 _CHANGE_LISTS = ("add_days_off", "remove_days_off", "add_working_days", "remove_working_days")
 
 
-class WorkingCalendar(Aggregate):
+class WorkingCalendar(Chained, Aggregate):
     """The calendar as an event-sourced aggregate: every change is a recorded fact, each event is a new
     version (calendar version == aggregate version)."""
 
@@ -440,6 +442,9 @@ class WorkingCalendar(Aggregate):
 
     class Event(Aggregate.Event):
         """Base of the calendar's events; `timestamp` is when the version came into force."""
+
+        prev_hash: str
+        hash: str
 
     class Established(Event, Aggregate.Created):
         hours: dict[str, Any]
@@ -463,6 +468,7 @@ class WorkingCalendar(Aggregate):
             aggregate.source = self.source
             aggregate._history = CalendarHistory((first,))
             aggregate.commands = {}
+            aggregate.last_hash = self.hash
 
     class Changed(Event):
         days_off_added: list[str]
@@ -474,6 +480,7 @@ class WorkingCalendar(Aggregate):
         command_id: str | None
 
         def apply(self, aggregate: WorkingCalendar) -> None:
+            aggregate.last_hash = self.hash
             if self.command_id:
                 aggregate.commands = {**aggregate.commands, self.command_id: self.originator_version}
             current = aggregate.history.current

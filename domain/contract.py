@@ -359,10 +359,16 @@ class EnvelopeBase(_Strict):
         description="Client idempotency key of the command that recorded the fact."
     )
     hash: str | None = Field(
-        default=None, description="Reserved: hash-chain link of this event (audit)."
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 (hex) of prev_hash and the event's canonical bytes: the aggregate's hash chain "
+        "(docs/audit.md). Optional: null for events stored before the chain existed.",
     )
     prev_hash: str | None = Field(
-        default=None, description="Reserved: hash of the aggregate's previous event."
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Hash of the aggregate's previous event (for version 1: SHA-256 of "
+        "'taskledger:genesis:<aggregate_id>').",
     )
 
 
@@ -691,8 +697,8 @@ def envelope_from_stored(
         "confidentiality": level,
         "calendar_version": calendar_version,
         "command_id": data.get("command_id"),
-        "hash": None,
-        "prev_hash": None,
+        "hash": data.get("hash"),
+        "prev_hash": data.get("prev_hash"),
         "payload": payload,
     }
 

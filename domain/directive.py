@@ -9,7 +9,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.actors import Role
 from domain.errors import ConfidentialityViolation, InvariantViolation, NotAuthorized, ValidationError
-from domain.events import CheapCopy, Context, Fact, directive_id_for
+from domain.events import Chained, CheapCopy, Context, Fact, directive_id_for
 from domain.values import Confidentiality
 
 
@@ -31,7 +31,7 @@ def forbid_content(confidentiality: Confidentiality, **fields: Any) -> None:
             )
 
 
-class Directive(CheapCopy, Aggregate):
+class Directive(Chained, CheapCopy, Aggregate):
     """A directive of the central leadership, keyed by its symbol."""
 
     class Registered(Aggregate.Created):
@@ -39,6 +39,8 @@ class Directive(CheapCopy, Aggregate):
         occurred_at: datetime
         command_id: str | None
         calendar_version: int
+        prev_hash: str
+        hash: str
         symbol: str
         number: str
         title: str
@@ -115,6 +117,7 @@ class Directive(CheapCopy, Aggregate):
 
     def init_from(self, e: Registered) -> None:
         self.commands: dict[str, tuple[str, int]] = {}
+        self.last_hash = e.hash
         self.symbol = e.symbol
         self.number = e.number
         self.title = e.title

@@ -8,6 +8,9 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
+
+from domain import audit
 
 from domain.actors import Actor
 from domain.errors import ValidationError
@@ -83,20 +86,60 @@ class Context:
         return cls(actor, recorded, calendars, occurred, command_id)
 
 
+class Chained:
+    """Aggregates whose events carry a hash chain (domain.audit): every event records
+    ``prev_hash`` (the previous event's hash, or the genesis of the aggregate id) and
+    ``hash`` = SHA-256(prev_hash ‖ canonical bytes of the event), computed when it is created."""
+
+    last_hash: str
+
+    @staticmethod
+    def _sealed(event_class: type[Any], base: dict[str, Any], prev: str) -> dict[str, Any]:
+        probe = event_class(**base, prev_hash=prev, hash="")
+        digest = audit.event_hash(
+            prev, probe.originator_id, probe.originator_version, get_topic(event_class), probe.timestamp,
+            probe.__dict__,
+        )
+        return {**base, "prev_hash": prev, "hash": digest}
+
+    @classmethod
+    def _create(cls, event_class: type[Any], *, id: Any, **kwargs: Any) -> Any:  # noqa: A002
+        base = {
+            **kwargs,
+            "originator_topic": get_topic(cls),
+            "originator_id": id,
+            "originator_version": 1,
+        }
+        sealed = cls._sealed(event_class, base, audit.genesis(id))
+        for key in ("originator_topic", "originator_id", "originator_version"):
+            sealed.pop(key)
+        return super()._create(event_class, id=id, **sealed)  # type: ignore[misc]
+
+    def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
+        base = {**kwargs, "originator_id": self.id, "originator_version": self.version + 1}  # type: ignore[attr-defined]
+        sealed = self._sealed(event_class, base, self.last_hash)
+        sealed.pop("originator_id")
+        sealed.pop("originator_version")
+        super().trigger_event(event_class, **sealed)  # type: ignore[misc]
+
+
 class Fact(Aggregate.Event):
-    """Base of every non-creating event: actor, business time, command id, calendar version.
-    The library's ``timestamp`` is the system's recorded time."""
+    """Base of every non-creating event: actor, business time, command id, calendar version,
+    hash chain. The library's ``timestamp`` is the system's recorded time."""
 
     actor: dict[str, str]
     occurred_at: datetime
     command_id: str | None
     calendar_version: int
+    prev_hash: str
+    hash: str
 
     @property
     def recorded_at(self) -> datetime:
         return self.timestamp
 
     def apply(self, aggregate: Any) -> None:
+        aggregate.last_hash = self.hash
         aggregate.note_fact(self)
         self.apply_to(aggregate)
 
@@ -140,5 +183,7 @@ def public_payload(event: Aggregate.Event) -> dict[str, Any]:
         "occurred_at",
         "command_id",
         "calendar_version",
+        "prev_hash",
+        "hash",
     }
     return {k: v for k, v in event.__dict__.items() if k not in skip}

@@ -12,7 +12,7 @@ from domain import clocks
 from domain.actors import Role
 from domain.directive import forbid_content, require_role
 from domain.errors import InvariantViolation, NotAuthorized, ValidationError
-from domain.events import CheapCopy, Context, Fact, iso_date
+from domain.events import Chained, CheapCopy, Context, Fact, iso_date
 from domain.values import (
     AgencyKind,
     Confidentiality,
@@ -33,7 +33,7 @@ def _required(name: str, value: str | None, why: str) -> str:
     return value
 
 
-class Task(CheapCopy, Aggregate):
+class Task(Chained, CheapCopy, Aggregate):
     """A task assigned to an agency, with its whole lifecycle as facts."""
 
     # -- events ---------------------------------------------------------------------------
@@ -42,6 +42,8 @@ class Task(CheapCopy, Aggregate):
         occurred_at: datetime
         command_id: str | None
         calendar_version: int
+        prev_hash: str
+        hash: str
         directive_id: UUID
         parent_id: UUID | None
         confidentiality: str
@@ -289,6 +291,7 @@ class Task(CheapCopy, Aggregate):
 
     def init_from(self, e: Assigned) -> None:
         self.commands: dict[str, tuple[str, int]] = {}
+        self.last_hash = e.hash
         self.directive_id = e.directive_id
         self.parent_id = e.parent_id
         self.confidentiality = e.confidentiality

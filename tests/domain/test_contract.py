@@ -425,6 +425,8 @@ def test_no_stored_attribute_is_silently_left_out(regular: Built) -> None:
         "command_id",
         "calendar_version",
         "confidentiality",
+        "hash",
+        "prev_hash",
     }
     for (n, state), envelope in zip(regular.states, regular.envelopes, strict=True):
         published = set(envelope["payload"])
