@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from connectors.errors import ConnectorError
 from connectors.settings import Settings
 from domain import commands as c
 from domain.actors import Actor
@@ -30,6 +31,11 @@ app.add_typer(pki_app, name="pki")
 app.add_typer(directive_app, name="directive")
 app.add_typer(task_app, name="task")
 app.add_typer(calendar_app, name="calendar")
+
+from connectors.audit_cli import audit_app, register_commands  # noqa: E402
+
+register_commands()
+app.add_typer(audit_app, name="audit")
 
 out = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -69,6 +75,9 @@ def guarded(fn):  # type: ignore[no-untyped-def]
             return fn(*args, **kwargs)
         except DomainError as e:
             fail(e, bool(kwargs.get("as_json")))
+        except ConnectorError as e:
+            print(f"failed: {e}", file=sys.stderr)
+            raise typer.Exit(1) from None
         except (OSError, ValueError) as e:
             fail(ValidationError("input", str(e)), bool(kwargs.get("as_json")))
 

@@ -21,6 +21,8 @@ neither duplicate nor reorder records of a partition; per-key order holds with r
 
 from __future__ import annotations
 
+from connectors.errors import ConnectorError
+
 import logging
 import sys
 import time
@@ -66,7 +68,7 @@ HEARTBEAT_INTERVAL_MS = 500
 _CLIENT_ID = "taskledger"
 
 
-class KafkaConnectorError(RuntimeError):
+class KafkaConnectorError(ConnectorError):
     """A Kafka operation of taskledger failed; the message says what to check."""
 
 

@@ -15,16 +15,17 @@ from uuid import UUID
 from eventsourcing.persistence import Notification, Tracking
 
 from connectors import kafka as k
+from connectors.errors import ConnectorError
 from connectors.eventstore import events_table, query
 from domain.application import TaskLedger
-from domain.contract import EVENTS_TOPIC, confidentiality_of, encode, envelope_from_stored
+from domain.contract import EVENTS_TOPIC, STORED_TOPICS, confidentiality_of, encode, envelope_from_stored
 
 log = logging.getLogger(__name__)
 
 CREATING = ("Task.Assigned", "Directive.Registered")
 
 
-class RelayError(RuntimeError):
+class RelayError(ConnectorError):
     """The broker did not acknowledge a batch; nothing was recorded as published."""
 
 
@@ -100,7 +101,9 @@ class Relay:
         if position == 0:
             return 0
         table, column = events_table(self.app)
-        row = query(self.app, f"SELECT COUNT(*) AS n FROM {table} WHERE {column} <= {int(position)}")[0]
+        topics = ", ".join(f"'{t}'" for t in sorted(STORED_TOPICS))
+        row = query(self.app, f"SELECT COUNT(*) AS n FROM {table} WHERE {column} <= {int(position)} "
+                              f"AND topic IN ({topics})")[0]
         return int(row["n"] if isinstance(row, dict) else row[0])
 
     # -- broker ---------------------------------------------------------------------------
@@ -152,9 +155,12 @@ class Relay:
         return str(n.originator_id).encode(), encode(envelope)
 
     def publish(self, notifications: list[Notification]) -> None:
-        """Send a batch and wait for every acknowledgement; raise if any send failed."""
+        """Send a batch and wait for every acknowledgement; raise if any send failed. Only facts of
+        the public contract are published; internal records (audit checkpoints, clearances) stay in
+        the store."""
+        public = [n for n in notifications if n.topic in STORED_TOPICS]
         futures = [self.producer.send(EVENTS_TOPIC, key=key, value=value)
-                   for key, value in map(self.message, notifications)]
+                   for key, value in map(self.message, public)]
         self.producer.flush()
         failed = [f for f in futures if f.failed()]
         if failed:
