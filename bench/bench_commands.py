@@ -148,11 +148,7 @@ class Backend:
             self._execute(f'CREATE SCHEMA "{schema}"')
             self._schemas.append(schema)
             try:
-                yield persistence_env(
-                    Settings(
-                        database_url=self.database_url, postgres_schema=schema, cipher_key=None
-                    )
-                )
+                yield persistence_env(Settings(database_url=self.database_url, postgres_schema=schema, cipher_key=None))
             finally:
                 self._drop(schema)
 
@@ -280,9 +276,7 @@ def make_signed(directory: Path) -> Signed:
 
     pki = init_dev_pki(directory / "pki", now=_now() - timedelta(minutes=5))
     document = b"Directive BENCH-01/CT-TW: every agency reports on its tasks.\n"
-    bundle = sign_document(
-        document, key_pem=pki.signer_key.read_bytes(), cert_chain_pem=pki.signer_cert.read_bytes()
-    )
+    bundle = sign_document(document, key_pem=pki.signer_key.read_bytes(), cert_chain_pem=pki.signer_cert.read_bytes())
     return Signed(read_trusted_roots([pki.trusted_roots]), document_digest(document), bundle)
 
 
@@ -492,9 +486,7 @@ def bench_backend(
     runs: dict[str, list[Measure]] = {"single": [], "raw_single": [], "bulk": [], "raw_batch": []}
     aggregates_per_batch = 0.0
     for rep in range(repeat_bulk):  # the short, noise-sensitive pair first
-        ledger, raw, aggregates_per_batch = run_pair(
-            backend, workload, signed, "bulk", chunk, rep, quiet
-        )
+        ledger, raw, aggregates_per_batch = run_pair(backend, workload, signed, "bulk", chunk, rep, quiet)
         runs["bulk"].append(ledger)
         runs["raw_batch"].append(raw)
     for rep in range(repeat_single):
@@ -522,27 +514,15 @@ def bench_backend(
         "single_ratio": round(single_ratio, 4),
         "bulk_ratio": round(bulk_ratio, 4),
         # what the ledger adds to each event, over the raw save of it (1/rate - 1/raw rate)
-        "single_overhead_us_per_event": round(
-            (1 / chosen["single"].rate - 1 / chosen["raw_single"].rate) * 1e6, 1
-        ),
-        "bulk_overhead_us_per_event": round(
-            (1 / chosen["bulk"].rate - 1 / chosen["raw_batch"].rate) * 1e6, 1
-        ),
+        "single_overhead_us_per_event": round((1 / chosen["single"].rate - 1 / chosen["raw_single"].rate) * 1e6, 1),
+        "bulk_overhead_us_per_event": round((1 / chosen["bulk"].rate - 1 / chosen["raw_batch"].rate) * 1e6, 1),
         "target": TARGET,
         "single_ok": single_ratio >= TARGET,
         "bulk_ok": bulk_ratio >= TARGET,
-        "all_runs_events_per_s": {
-            key: [round(m.rate, 1) for m in measures] for key, measures in runs.items()
-        },
+        "all_runs_events_per_s": {key: [round(m.rate, 1) for m in measures] for key, measures in runs.items()},
         "all_runs_ratios": {
-            "single": [
-                round(a.rate / c.rate, 4)
-                for a, c in zip(runs["single"], runs["raw_single"], strict=True)
-            ],
-            "bulk": [
-                round(b.rate / d.rate, 4)
-                for b, d in zip(runs["bulk"], runs["raw_batch"], strict=True)
-            ],
+            "single": [round(a.rate / c.rate, 4) for a, c in zip(runs["single"], runs["raw_single"], strict=True)],
+            "bulk": [round(b.rate / d.rate, 4) for b, d in zip(runs["bulk"], runs["raw_batch"], strict=True)],
         },
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -589,9 +569,7 @@ PROFILE_BUCKETS: tuple[tuple[str, Callable[[tuple[str, int, str]], bool]], ...] 
 )
 
 
-def profile_path(
-    backend: Backend, workload: Workload, signed: Signed, tasks: int, path: str
-) -> dict[str, Any]:
+def profile_path(backend: Backend, workload: Workload, signed: Signed, tasks: int, path: str) -> dict[str, Any]:
     """cProfile of one TaskLedger path ('single' or 'bulk') and of its raw baseline, on fresh stores.
     Commands are built before profiling; their pydantic build is profiled on its own."""
     wl = replace(workload, tasks=tasks)
@@ -654,9 +632,7 @@ def profile_path(
         return sum(v[3] for k, v in source.stats.items() if match(k))  # type: ignore[attr-defined]
 
     total = cumulative(stats, top) or 1e-9
-    rows = [
-        ("TaskLedger." + ("execute" if path == "single" else "execute_batch") + " (total)", total)
-    ]
+    rows = [("TaskLedger." + ("execute" if path == "single" else "execute_batch") + " (total)", total)]
     rows += [(name, cumulative(stats, match)) for name, match in PROFILE_BUCKETS]
     rows.append(
         (
@@ -685,9 +661,7 @@ def profile_path(
         "Buckets (cumulative time per event; share of the TaskLedger total):\n"
     )
     for b in buckets:
-        text.write(
-            f"  {b['what']:<56} {b['us_per_event']:>9.1f} us  {b['share_of_total'] * 100:6.1f} %\n"
-        )
+        text.write(f"  {b['what']:<56} {b['us_per_event']:>9.1f} us  {b['share_of_total'] * 100:6.1f} %\n")
     for title, source, key in (
         (f"TaskLedger {path} path, by cumulative time", stats, "cumulative"),
         (f"TaskLedger {path} path, by own time", stats, "tottime"),
@@ -750,9 +724,7 @@ def profile_summary(results: list[dict[str, Any]]) -> str:
                 f"(per event; share of the TaskLedger total) - full report: {prof['report_file']}"
             )
             for b in prof["buckets"]:
-                lines.append(
-                    f"  {b['what']:<56} {b['us_per_event']:>9.1f} us  {b['share_of_total'] * 100:6.1f} %"
-                )
+                lines.append(f"  {b['what']:<56} {b['us_per_event']:>9.1f} us  {b['share_of_total'] * 100:6.1f} %")
             lines.append("")
     return "\n".join(lines)
 
@@ -782,16 +754,10 @@ def _scrub_environment() -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.bench_commands", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_commands", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
-    parser.add_argument(
-        "--tasks", type=int, default=2000, help="tasks (7 commands/events each); default 2000"
-    )
-    parser.add_argument(
-        "--batch", type=int, default=500, help="commands per execute_batch / events per raw save"
-    )
+    parser.add_argument("--tasks", type=int, default=2000, help="tasks (7 commands/events each); default 2000")
+    parser.add_argument("--batch", type=int, default=500, help="commands per execute_batch / events per raw save")
     parser.add_argument("--agencies", type=int, default=40)
     parser.add_argument(
         "--chunk",
@@ -799,9 +765,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=500,
         help="single path: commands per interleaving step with its raw baseline",
     )
-    parser.add_argument(
-        "--repeat-single", type=int, default=1, help="runs of the single pair (a)+(c); median"
-    )
+    parser.add_argument("--repeat-single", type=int, default=1, help="runs of the single pair (a)+(c); median")
     parser.add_argument(
         "--repeat-bulk",
         type=int,
@@ -832,9 +796,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         < 1
     ):
-        parser.error(
-            "--tasks, --batch, --agencies, --profile-tasks and --repeat-* must be positive"
-        )
+        parser.error("--tasks, --batch, --agencies, --profile-tasks and --repeat-* must be positive")
 
     dropped = _scrub_environment()
     if dropped and not args.quiet:

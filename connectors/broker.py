@@ -72,9 +72,7 @@ class DevBroker:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                log.warning(
-                    "broker on port %s ignored SIGTERM for %s s; killing it", self.port, timeout
-                )
+                log.warning("broker on port %s ignored SIGTERM for %s s; killing it", self.port, timeout)
                 self.kill()
         self._forget()
 
@@ -139,9 +137,7 @@ def start_dev_broker(
             broker = _spawn(binary, port, log_path, own_log)
             problem = _wait_ready(broker, deadline)
             if not problem:
-                log.info(
-                    "dev broker ready on %s in %.2f s", broker.bootstrap, time.monotonic() - started
-                )
+                log.info("dev broker ready on %s in %.2f s", broker.bootstrap, time.monotonic() - started)
                 return broker
             broker.process.kill()
             broker.process.wait()
@@ -179,9 +175,7 @@ def run_foreground(port: int, *, log_path: Path | None = None, out: TextIO | Non
         print(str(error), file=sys.stderr)
         return 1
     stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         print(f"broker ready on {broker.bootstrap}", file=stream, flush=True)
         while broker.running and not stop.wait(0.2):

@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
@@ -21,8 +21,11 @@ from domain.actors import Actor
 from domain.errors import DomainError, ValidationError
 from domain.events import directive_id_for
 
-app = typer.Typer(help="taskledger: event-sourced ledger of tasks assigned by directives (08-QC/TW).",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="taskledger: event-sourced ledger of tasks assigned by directives (08-QC/TW).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 pki_app = typer.Typer(help="Dev PKI: a CA and a signer for this home only.", no_args_is_help=True)
 directive_app = typer.Typer(help="Directives: register, show, list, amend, withdraw.", no_args_is_help=True)
 task_app = typer.Typer(help="Tasks: assign and every lifecycle event; show, history, list.", no_args_is_help=True)
@@ -39,9 +42,9 @@ app.add_typer(audit_app, name="audit")
 
 out = Console(width=None if sys.stdout.isatty() else 200)
 
-ActorOpt = Annotated[Optional[str], typer.Option("--actor", help="ROLE:AGENCY:USER (or env TASKLEDGER_ACTOR)")]
-AtOpt = Annotated[Optional[str], typer.Option("--at", help="business time ISO 8601 (imports of past records)")]
-CmdIdOpt = Annotated[Optional[str], typer.Option("--command-id", help="idempotency key: a retry appends nothing")]
+ActorOpt = Annotated[str | None, typer.Option("--actor", help="ROLE:AGENCY:USER (or env TASKLEDGER_ACTOR)")]
+AtOpt = Annotated[str | None, typer.Option("--at", help="business time ISO 8601 (imports of past records)")]
+CmdIdOpt = Annotated[str | None, typer.Option("--command-id", help="idempotency key: a retry appends nothing")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 TaskId = Annotated[str, typer.Argument(help="task id (UUID)")]
 
@@ -134,18 +137,25 @@ def run(actor: str | None, command: c.Command, as_json: bool) -> dict[str, Any]:
     return result
 
 
-def task_cmd(kind: type[c.TaskCommand], task_id: str, actor: str | None, at: str | None,
-             command_id: str | None, as_json: bool, **fields: Any) -> None:
-    command = kind.build(task_id=uuid_of(task_id, "task_id"), occurred_at=instant(at),
-                         command_id=command_id, **fields)
+def task_cmd(
+    kind: type[c.TaskCommand],
+    task_id: str,
+    actor: str | None,
+    at: str | None,
+    command_id: str | None,
+    as_json: bool,
+    **fields: Any,
+) -> None:
+    command = kind.build(task_id=uuid_of(task_id, "task_id"), occurred_at=instant(at), command_id=command_id, **fields)
     run(actor, command, as_json)
 
 
 # -- pki --------------------------------------------------------------------------------
 @pki_app.command("init")
 @guarded
-def pki_init(force: Annotated[bool, typer.Option(help="replace existing keys")] = False,
-             as_json: JsonOpt = False) -> None:
+def pki_init(
+    force: Annotated[bool, typer.Option(help="replace existing keys")] = False, as_json: JsonOpt = False
+) -> None:
     """Create a dev CA and signer under $TASKLEDGER_HOME/pki, trusted for this home only."""
     from datetime import timedelta
 
@@ -161,7 +171,7 @@ def pki_init(force: Annotated[bool, typer.Option(help="replace existing keys")] 
 
 @pki_app.command("sign")
 @guarded
-def pki_sign(file: Path, key: Optional[Path] = None, cert: Optional[Path] = None, as_json: JsonOpt = False) -> None:
+def pki_sign(file: Path, key: Path | None = None, cert: Path | None = None, as_json: JsonOpt = False) -> None:
     """Sign FILE's SHA-256 with the signer key: writes FILE.sig (bundle with the certificate chain)."""
     from connectors.pki import sign_file
 
@@ -181,11 +191,14 @@ def directive_register(
     issuing_body: Annotated[str, typer.Option()],
     presenting_body: Annotated[str, typer.Option()],
     confidentiality: Annotated[str, typer.Option(help="regular|confidential|top_secret|absolute_secret")],
-    summary: Annotated[Optional[str], typer.Option()] = None,
-    number: Annotated[Optional[str], typer.Option()] = None,
-    document: Annotated[Optional[Path], typer.Option(help="the document file (its SHA-256 is recorded)")] = None,
-    signature: Annotated[Optional[Path], typer.Option(help="FILE.sig from 'pki sign'")] = None,
-    actor: ActorOpt = None, at: AtOpt = None, command_id: CmdIdOpt = None, as_json: JsonOpt = False,
+    summary: Annotated[str | None, typer.Option()] = None,
+    number: Annotated[str | None, typer.Option()] = None,
+    document: Annotated[Path | None, typer.Option(help="the document file (its SHA-256 is recorded)")] = None,
+    signature: Annotated[Path | None, typer.Option(help="FILE.sig from 'pki sign'")] = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Register a directive (Regular ones need a valid signature)."""
     from domain.signatures import parse_bundle
@@ -193,9 +206,20 @@ def directive_register(
     digest = hashlib.sha256(document.read_bytes()).hexdigest() if document else None
     bundle = parse_bundle(signature.read_bytes()) if signature else None
     command = c.RegisterDirective.build(
-        symbol=symbol, number=number, title=title, summary=summary, issued_on=issued_on, signer=signer,
-        issuing_body=issuing_body, presenting_body=presenting_body, confidentiality=confidentiality,
-        document_sha256=digest, signature=bundle, occurred_at=instant(at), command_id=command_id)
+        symbol=symbol,
+        number=number,
+        title=title,
+        summary=summary,
+        issued_on=issued_on,
+        signer=signer,
+        issuing_body=issuing_body,
+        presenting_body=presenting_body,
+        confidentiality=confidentiality,
+        document_sha256=digest,
+        signature=bundle,
+        occurred_at=instant(at),
+        command_id=command_id,
+    )
     run(actor, command, as_json)
 
 
@@ -217,30 +241,64 @@ def directive_list(as_json: JsonOpt = False) -> None:
     rows = _ledger().list_directives()
     table = Table("symbol", "title", "issued_on", "confidentiality", "tasks", "registered late", "id")
     for r in rows:
-        table.add_row(r["symbol"], r["title"][:40], r["issued_on"], r["confidentiality"], str(r["task_count"]),
-                      "yes" if r["registered_late"] else "", r["directive_id"])
+        table.add_row(
+            r["symbol"],
+            r["title"][:40],
+            r["issued_on"],
+            r["confidentiality"],
+            str(r["task_count"]),
+            "yes" if r["registered_late"] else "",
+            r["directive_id"],
+        )
     emit(rows, as_json, table)
 
 
 @directive_app.command("amend")
 @guarded
-def directive_amend(directive: str, reason: Annotated[str, typer.Option()],
-                    title: Optional[str] = None, summary: Optional[str] = None, signer: Optional[str] = None,
-                    actor: ActorOpt = None, at: AtOpt = None, command_id: CmdIdOpt = None,
-                    as_json: JsonOpt = False) -> None:
+def directive_amend(
+    directive: str,
+    reason: Annotated[str, typer.Option()],
+    title: str | None = None,
+    summary: str | None = None,
+    signer: str | None = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Amend a directive's title, summary or signer."""
     changes = {k: v for k, v in {"title": title, "summary": summary, "signer": signer}.items() if v is not None}
-    run(actor, c.AmendDirective.build(directive_id=directive_ref(directive), changes=changes, reason=reason,
-                                      occurred_at=instant(at), command_id=command_id), as_json)
+    run(
+        actor,
+        c.AmendDirective.build(
+            directive_id=directive_ref(directive),
+            changes=changes,
+            reason=reason,
+            occurred_at=instant(at),
+            command_id=command_id,
+        ),
+        as_json,
+    )
 
 
 @directive_app.command("withdraw")
 @guarded
-def directive_withdraw(directive: str, reason: Annotated[str, typer.Option()], actor: ActorOpt = None,
-                       at: AtOpt = None, command_id: CmdIdOpt = None, as_json: JsonOpt = False) -> None:
+def directive_withdraw(
+    directive: str,
+    reason: Annotated[str, typer.Option()],
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Withdraw a directive: no new tasks under it."""
-    run(actor, c.WithdrawDirective.build(directive_id=directive_ref(directive), reason=reason,
-                                         occurred_at=instant(at), command_id=command_id), as_json)
+    run(
+        actor,
+        c.WithdrawDirective.build(
+            directive_id=directive_ref(directive), reason=reason, occurred_at=instant(at), command_id=command_id
+        ),
+        as_json,
+    )
 
 
 # -- tasks ------------------------------------------------------------------------------
@@ -250,203 +308,380 @@ def task_assign(
     directive: Annotated[str, typer.Option(help="directive id or symbol")],
     assignee: Annotated[str, typer.Option(help="agency code")],
     monitor: Annotated[str, typer.Option(help="monitoring agency code")],
-    content: Annotated[Optional[str], typer.Option()] = None,
-    deadline: Annotated[Optional[str], typer.Option(help="YYYY-MM-DD; none = without deadline")] = None,
+    content: Annotated[str | None, typer.Option()] = None,
+    deadline: Annotated[str | None, typer.Option(help="YYYY-MM-DD; none = without deadline")] = None,
     scope: Annotated[str, typer.Option(help="national|sector|regional")] = "national",
-    scope_name: Annotated[Optional[str], typer.Option(help="sector or region name")] = None,
+    scope_name: Annotated[str | None, typer.Option(help="sector or region name")] = None,
     priority: Annotated[str, typer.Option(help="key|regular|urgent")] = "regular",
     update_every: Annotated[str, typer.Option(help="month|quarter|year")] = "month",
-    assignee_kind: Annotated[str, typer.Option(help="central_body|provincial_committee|municipal_committee|other")] = "other",
+    assignee_kind: Annotated[
+        str, typer.Option(help="central_body|provincial_committee|municipal_committee|other")
+    ] = "other",
     ad_hoc: Annotated[bool, typer.Option(help="the 'other' group of ad-hoc tasks")] = False,
-    actor: ActorOpt = None, at: AtOpt = None, command_id: CmdIdOpt = None, as_json: JsonOpt = False,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Assign a task under a directive; starts the receipt clock."""
-    run(actor, c.AssignTask.build(
-        directive_id=directive_ref(directive), content=content, assignee=assignee, monitor=monitor,
-        deadline=deadline, scope=scope, scope_name=scope_name, priority=priority, update_every=update_every,
-        assignee_kind=assignee_kind, ad_hoc=ad_hoc, occurred_at=instant(at), command_id=command_id), as_json)
+    run(
+        actor,
+        c.AssignTask.build(
+            directive_id=directive_ref(directive),
+            content=content,
+            assignee=assignee,
+            monitor=monitor,
+            deadline=deadline,
+            scope=scope,
+            scope_name=scope_name,
+            priority=priority,
+            update_every=update_every,
+            assignee_kind=assignee_kind,
+            ad_hoc=ad_hoc,
+            occurred_at=instant(at),
+            command_id=command_id,
+        ),
+        as_json,
+    )
 
 
 @task_app.command("subtask")
 @guarded
-def task_subtask(parent: Annotated[str, typer.Option(help="parent task id")],
-                 assignee: Annotated[str, typer.Option(help="subordinate unit")],
-                 content: Optional[str] = None, deadline: Optional[str] = None,
-                 actor: ActorOpt = None, at: AtOpt = None, command_id: CmdIdOpt = None,
-                 as_json: JsonOpt = False) -> None:
+def task_subtask(
+    parent: Annotated[str, typer.Option(help="parent task id")],
+    assignee: Annotated[str, typer.Option(help="subordinate unit")],
+    content: str | None = None,
+    deadline: str | None = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Assign part of a task onward to a subordinate unit (Art. 6.2.c)."""
-    run(actor, c.AssignSubtask.build(parent_id=uuid_of(parent, "parent"), assignee=assignee, content=content,
-                                     deadline=deadline, occurred_at=instant(at), command_id=command_id), as_json)
+    run(
+        actor,
+        c.AssignSubtask.build(
+            parent_id=uuid_of(parent, "parent"),
+            assignee=assignee,
+            content=content,
+            deadline=deadline,
+            occurred_at=instant(at),
+            command_id=command_id,
+        ),
+        as_json,
+    )
 
 
 @task_app.command("receive")
 @guarded
-def task_receive(task_id: TaskId, actor: ActorOpt = None, at: AtOpt = None, command_id: CmdIdOpt = None,
-                 as_json: JsonOpt = False) -> None:
+def task_receive(
+    task_id: TaskId, actor: ActorOpt = None, at: AtOpt = None, command_id: CmdIdOpt = None, as_json: JsonOpt = False
+) -> None:
     """Acknowledge receipt (due within 4 working hours)."""
     task_cmd(c.ReceiveTask, task_id, actor, at, command_id, as_json)
 
 
 @task_app.command("object")
 @guarded
-def task_object(task_id: TaskId, reason: Annotated[str, typer.Option()], actor: ActorOpt = None,
-                at: AtOpt = None, command_id: CmdIdOpt = None, as_json: JsonOpt = False) -> None:
+def task_object(
+    task_id: TaskId,
+    reason: Annotated[str, typer.Option()],
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Object to a task (due within 8 working hours of receipt; later ones are flagged late)."""
     task_cmd(c.ObjectTask, task_id, actor, at, command_id, as_json, reason=reason)
 
 
 @task_app.command("resolve-objection")
 @guarded
-def task_resolve(task_id: TaskId,
-                 accept: Annotated[bool, typer.Option("--accept/--dismiss", help="accept or dismiss")],
-                 transfer_to: Annotated[Optional[str], typer.Option()] = None,
-                 reason: Optional[str] = None, content: Optional[str] = None, deadline: Optional[str] = None,
-                 actor: ActorOpt = None, at: AtOpt = None, command_id: CmdIdOpt = None,
-                 as_json: JsonOpt = False) -> None:
+def task_resolve(
+    task_id: TaskId,
+    accept: Annotated[bool, typer.Option("--accept/--dismiss", help="accept or dismiss")],
+    transfer_to: Annotated[str | None, typer.Option()] = None,
+    reason: str | None = None,
+    content: str | None = None,
+    deadline: str | None = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Accept (optionally transferring or adjusting) or dismiss the pending objection."""
     changes = {k: v for k, v in {"content": content, "deadline": deadline}.items() if v is not None}
-    task_cmd(c.ResolveObjection, task_id, actor, at, command_id, as_json, accept=accept,
-             transfer_to=transfer_to, changes=changes, reason=reason)
+    task_cmd(
+        c.ResolveObjection,
+        task_id,
+        actor,
+        at,
+        command_id,
+        as_json,
+        accept=accept,
+        transfer_to=transfer_to,
+        changes=changes,
+        reason=reason,
+    )
 
 
 @task_app.command("transfer")
 @guarded
-def task_transfer(task_id: TaskId, to: Annotated[str, typer.Option()], reason: Annotated[str, typer.Option()],
-                  actor: ActorOpt = None, at: AtOpt = None, command_id: CmdIdOpt = None,
-                  as_json: JsonOpt = False) -> None:
+def task_transfer(
+    task_id: TaskId,
+    to: Annotated[str, typer.Option()],
+    reason: Annotated[str, typer.Option()],
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Move the task to another agency; the receipt clock restarts."""
     task_cmd(c.TransferTask, task_id, actor, at, command_id, as_json, to=to, reason=reason)
 
 
 @task_app.command("adjust")
 @guarded
-def task_adjust(task_id: TaskId, reason: Annotated[str, typer.Option()],
-                content: Optional[str] = None, deadline: Optional[str] = None, priority: Optional[str] = None,
-                scope: Optional[str] = None, scope_name: Optional[str] = None, monitor: Optional[str] = None,
-                update_every: Optional[str] = None,
-                actor: ActorOpt = None, at: AtOpt = None, command_id: CmdIdOpt = None,
-                as_json: JsonOpt = False) -> None:
+def task_adjust(
+    task_id: TaskId,
+    reason: Annotated[str, typer.Option()],
+    content: str | None = None,
+    deadline: str | None = None,
+    priority: str | None = None,
+    scope: str | None = None,
+    scope_name: str | None = None,
+    monitor: str | None = None,
+    update_every: str | None = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Correct content, deadline or classification."""
-    changes = {k: v for k, v in dict(content=content, deadline=deadline, priority=priority, scope=scope,
-                                     scope_name=scope_name, monitor=monitor,
-                                     update_every=update_every).items() if v is not None}
+    changes = {
+        k: v
+        for k, v in dict(
+            content=content,
+            deadline=deadline,
+            priority=priority,
+            scope=scope,
+            scope_name=scope_name,
+            monitor=monitor,
+            update_every=update_every,
+        ).items()
+        if v is not None
+    }
     task_cmd(c.AdjustTask, task_id, actor, at, command_id, as_json, changes=changes, reason=reason)
 
 
 @task_app.command("report")
 @guarded
-def task_report(task_id: TaskId, percent: Annotated[int, typer.Option()],
-                note: Optional[str] = None, products: Optional[str] = None,
-                reason: Annotated[Optional[str], typer.Option(help="required if percent decreases")] = None,
-                actor: ActorOpt = None, at: AtOpt = None, command_id: CmdIdOpt = None,
-                as_json: JsonOpt = False) -> None:
+def task_report(
+    task_id: TaskId,
+    percent: Annotated[int, typer.Option()],
+    note: str | None = None,
+    products: str | None = None,
+    reason: Annotated[str | None, typer.Option(help="required if percent decreases")] = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Draft a progress report (approved by the agency's approver)."""
-    task_cmd(c.ReportProgress, task_id, actor, at, command_id, as_json, percent=percent, note=note,
-             products=products, reason=reason)
+    task_cmd(
+        c.ReportProgress,
+        task_id,
+        actor,
+        at,
+        command_id,
+        as_json,
+        percent=percent,
+        note=note,
+        products=products,
+        reason=reason,
+    )
 
 
 @task_app.command("approve")
 @guarded
-def task_approve(task_id: TaskId, report: Optional[int] = None, actor: ActorOpt = None, at: AtOpt = None,
-                 command_id: CmdIdOpt = None, as_json: JsonOpt = False) -> None:
+def task_approve(
+    task_id: TaskId,
+    report: int | None = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Approve the pending progress report (maker-checker, Art. 15.3)."""
     task_cmd(c.ApproveProgress, task_id, actor, at, command_id, as_json, report_no=report)
 
 
 @task_app.command("return")
 @guarded
-def task_return(task_id: TaskId, reason: Annotated[str, typer.Option()], report: Optional[int] = None,
-                actor: ActorOpt = None, at: AtOpt = None, command_id: CmdIdOpt = None,
-                as_json: JsonOpt = False) -> None:
+def task_return(
+    task_id: TaskId,
+    reason: Annotated[str, typer.Option()],
+    report: int | None = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Return the pending progress report to its drafter."""
     task_cmd(c.ReturnProgress, task_id, actor, at, command_id, as_json, reason=reason, report_no=report)
 
 
 @task_app.command("urge")
 @guarded
-def task_urge(task_id: TaskId, message: Optional[str] = None, actor: ActorOpt = None, at: AtOpt = None,
-              command_id: CmdIdOpt = None, as_json: JsonOpt = False) -> None:
+def task_urge(
+    task_id: TaskId,
+    message: str | None = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Send a reminder (monitor or central office)."""
     task_cmd(c.UrgeTask, task_id, actor, at, command_id, as_json, message=message)
 
 
 @task_app.command("difficulty")
 @guarded
-def task_difficulty(task_id: TaskId, causes: Optional[str] = None, proposals: Optional[str] = None,
-                    actor: ActorOpt = None, at: AtOpt = None, command_id: CmdIdOpt = None,
-                    as_json: JsonOpt = False) -> None:
+def task_difficulty(
+    task_id: TaskId,
+    causes: str | None = None,
+    proposals: str | None = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Report that the task cannot be done as due: causes and proposals (Art. 15.2)."""
     task_cmd(c.ReportDifficulty, task_id, actor, at, command_id, as_json, causes=causes, proposals=proposals)
 
 
 @task_app.command("extend")
 @guarded
-def task_extend(task_id: TaskId, deadline: Annotated[str, typer.Option()], reason: Annotated[str, typer.Option()],
-                authority: Annotated[str, typer.Option(help="who decided")] = "central_office",
-                actor: ActorOpt = None, at: AtOpt = None, command_id: CmdIdOpt = None,
-                as_json: JsonOpt = False) -> None:
+def task_extend(
+    task_id: TaskId,
+    deadline: Annotated[str, typer.Option()],
+    reason: Annotated[str, typer.Option()],
+    authority: Annotated[str, typer.Option(help="who decided")] = "central_office",
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Extend the deadline (the original one is kept)."""
-    task_cmd(c.ExtendDeadline, task_id, actor, at, command_id, as_json, deadline=deadline, reason=reason,
-             authority=authority)
+    task_cmd(
+        c.ExtendDeadline, task_id, actor, at, command_id, as_json, deadline=deadline, reason=reason, authority=authority
+    )
 
 
 @task_app.command("explain")
 @guarded
-def task_explain(task_id: TaskId, explanation: Optional[str] = None, actor: ActorOpt = None, at: AtOpt = None,
-                 command_id: CmdIdOpt = None, as_json: JsonOpt = False) -> None:
+def task_explain(
+    task_id: TaskId,
+    explanation: str | None = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Explain a delay in writing (Art. 15.4)."""
     task_cmd(c.ExplainDelay, task_id, actor, at, command_id, as_json, explanation=explanation)
 
 
 @task_app.command("complete")
 @guarded
-def task_complete(task_id: TaskId, result: Optional[str] = None, products: Optional[str] = None,
-                  actor: ActorOpt = None, at: AtOpt = None, command_id: CmdIdOpt = None,
-                  as_json: JsonOpt = False) -> None:
+def task_complete(
+    task_id: TaskId,
+    result: str | None = None,
+    products: str | None = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Report completion (needs an approved 100 % report)."""
     task_cmd(c.CompleteTask, task_id, actor, at, command_id, as_json, result=result, products=products)
 
 
 @task_app.command("evaluate")
 @guarded
-def task_evaluate(task_id: TaskId, grade: Annotated[str, typer.Option(
-                      help="excellent|completed|not_fully_completed|not_completed")],
-                  comment: Optional[str] = None, actor: ActorOpt = None, at: AtOpt = None,
-                  command_id: CmdIdOpt = None, as_json: JsonOpt = False) -> None:
+def task_evaluate(
+    task_id: TaskId,
+    grade: Annotated[str, typer.Option(help="excellent|completed|not_fully_completed|not_completed")],
+    comment: str | None = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Evaluate implementation (Art. 5.1.i)."""
     task_cmd(c.EvaluateTask, task_id, actor, at, command_id, as_json, grade=grade, comment=comment)
 
 
 @task_app.command("cancel")
 @guarded
-def task_cancel(task_id: TaskId, reason: Annotated[str, typer.Option()], actor: ActorOpt = None,
-                at: AtOpt = None, command_id: CmdIdOpt = None, as_json: JsonOpt = False) -> None:
+def task_cancel(
+    task_id: TaskId,
+    reason: Annotated[str, typer.Option()],
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Withdraw the task; nothing may follow."""
     task_cmd(c.CancelTask, task_id, actor, at, command_id, as_json, reason=reason)
 
 
 @task_app.command("finding")
 @guarded
-def task_finding(task_id: TaskId, kind: Annotated[str, typer.Option(help="violation|delay|data_error")],
-                 description: Optional[str] = None, actor: ActorOpt = None, at: AtOpt = None,
-                 command_id: CmdIdOpt = None, as_json: JsonOpt = False) -> None:
+def task_finding(
+    task_id: TaskId,
+    kind: Annotated[str, typer.Option(help="violation|delay|data_error")],
+    description: str | None = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Raise an inspection finding (Art. 11)."""
     task_cmd(c.RaiseFinding, task_id, actor, at, command_id, as_json, kind=kind, description=description)
 
 
-CLOCK_FIELDS = ("receipt_due_at", "objection_due_at", "objection_handling_due_at", "next_periodic_update_due_at",
-                "result_report_due_at", "deadline_at", "registration_due_at")
+CLOCK_FIELDS = (
+    "receipt_due_at",
+    "objection_due_at",
+    "objection_handling_due_at",
+    "next_periodic_update_due_at",
+    "result_report_due_at",
+    "deadline_at",
+    "registration_due_at",
+)
 
 
 @task_app.command("show")
 @guarded
-def task_show(task_id: TaskId, as_of: Annotated[Optional[str], typer.Option("--as-of")] = None,
-              as_json: JsonOpt = False) -> None:
+def task_show(
+    task_id: TaskId, as_of: Annotated[str | None, typer.Option("--as-of")] = None, as_json: JsonOpt = False
+) -> None:
     """A task's state, derived status and every clock (as of an instant, by business time)."""
     view = _ledger().task_view(uuid_of(task_id, "task_id"), instant(as_of, "as_of"))
     table = Table("field", "value", show_header=False)
-    for key in ("task_id", "status", "lifecycle", "assignee", "monitor", "priority", "deadline", "percent",
-                "version", "as_of"):
+    for key in (
+        "task_id",
+        "status",
+        "lifecycle",
+        "assignee",
+        "monitor",
+        "priority",
+        "deadline",
+        "percent",
+        "version",
+        "as_of",
+    ):
         table.add_row(key, str(view[key]))
     for key in CLOCK_FIELDS:
         table.add_row(key, str(view["clocks"][key] or "—"))
@@ -463,17 +698,25 @@ def task_history(task_id: TaskId, as_json: JsonOpt = False) -> None:
     table = Table("v", "event", "actor", "occurred_at", "recorded_at")
     for e in events:
         a = e["actor"] or {}
-        table.add_row(str(e["version"]), e["type"], f"{a.get('role')}:{a.get('agency')}:{a.get('user')}",
-                      e["occurred_at"], e["recorded_at"])
+        table.add_row(
+            str(e["version"]),
+            e["type"],
+            f"{a.get('role')}:{a.get('agency')}:{a.get('user')}",
+            e["occurred_at"],
+            e["recorded_at"],
+        )
     emit(events, as_json, table)
 
 
 @task_app.command("list")
 @guarded
-def task_list(assignee: Optional[str] = None, status: Optional[str] = None,
-              directive: Annotated[Optional[str], typer.Option(help="id or symbol")] = None,
-              limit: Annotated[int, typer.Option(help="rows shown in the human table")] = 50,
-              as_json: JsonOpt = False) -> None:
+def task_list(
+    assignee: str | None = None,
+    status: str | None = None,
+    directive: Annotated[str | None, typer.Option(help="id or symbol")] = None,
+    limit: Annotated[int, typer.Option(help="rows shown in the human table")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
     """List tasks with their derived status (filters: assignee, status, directive)."""
     rows = _ledger().list_tasks()
     if assignee:
@@ -490,8 +733,15 @@ def task_list(assignee: Optional[str] = None, status: Optional[str] = None,
     for r in rows[:limit]:
         clocks = r["clocks"]
         nxt = clocks["next_periodic_update_due_at"] or clocks["deadline_at"] or ""
-        table.add_row(r["task_id"], r["directive_symbol"] or "", r["assignee"], r["status"], str(r["percent"]),
-                      r["deadline"] or "—", nxt[:16])
+        table.add_row(
+            r["task_id"],
+            r["directive_symbol"] or "",
+            r["assignee"],
+            r["status"],
+            str(r["percent"]),
+            r["deadline"] or "—",
+            nxt[:16],
+        )
     out.print(table)
     if len(rows) > limit:
         out.print(f"… {len(rows) - limit} more (--limit, or --json for all)")
@@ -500,14 +750,17 @@ def task_list(assignee: Optional[str] = None, status: Optional[str] = None,
 # -- calendar, stats, demo ----------------------------------------------------------------
 @calendar_app.command("show")
 @guarded
-def calendar_show(year: Optional[int] = None, as_json: JsonOpt = False) -> None:
+def calendar_show(year: int | None = None, as_json: JsonOpt = False) -> None:
     """The calendar versions in force and their days off / make-up working days."""
     history = _ledger().calendars
     y = year or date.today().year
     data = [
-        {"version": v.version, "recorded_at": v.recorded_at.isoformat(),
-         "days_off": sorted(d.isoformat() for d in v.days_off if d.year == y),
-         "working_days": sorted(d.isoformat() for d in v.working_days if d.year == y)}
+        {
+            "version": v.version,
+            "recorded_at": v.recorded_at.isoformat(),
+            "days_off": sorted(d.isoformat() for d in v.days_off if d.year == y),
+            "working_days": sorted(d.isoformat() for d in v.working_days if d.year == y),
+        }
         for v in history.versions
     ]
     emit(data, as_json)
@@ -515,16 +768,23 @@ def calendar_show(year: Optional[int] = None, as_json: JsonOpt = False) -> None:
 
 @calendar_app.command("change")
 @guarded
-def calendar_change(reason: Annotated[str, typer.Option()],
-                    add_day_off: Annotated[Optional[list[str]], typer.Option()] = None,
-                    remove_day_off: Annotated[Optional[list[str]], typer.Option()] = None,
-                    add_working_day: Annotated[Optional[list[str]], typer.Option()] = None,
-                    remove_working_day: Annotated[Optional[list[str]], typer.Option()] = None,
-                    actor: ActorOpt = None, as_json: JsonOpt = False) -> None:
+def calendar_change(
+    reason: Annotated[str, typer.Option()],
+    add_day_off: Annotated[list[str] | None, typer.Option()] = None,
+    remove_day_off: Annotated[list[str] | None, typer.Option()] = None,
+    add_working_day: Annotated[list[str] | None, typer.Option()] = None,
+    remove_working_day: Annotated[list[str] | None, typer.Option()] = None,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Record a calendar change (a new version); clocks already started keep their version."""
-    command = c.ChangeCalendar.build(add_days_off=add_day_off or [], remove_days_off=remove_day_off or [],
-                                     add_working_days=add_working_day or [],
-                                     remove_working_days=remove_working_day or [], reason=reason)
+    command = c.ChangeCalendar.build(
+        add_days_off=add_day_off or [],
+        remove_days_off=remove_day_off or [],
+        add_working_days=add_working_day or [],
+        remove_working_days=remove_working_day or [],
+        reason=reason,
+    )
     result = _ledger().change_calendar(actor_of(actor), command).to_dict()
     emit(result, as_json, f"calendar version {result['version']} recorded")
 
@@ -544,9 +804,11 @@ def stats(as_json: JsonOpt = False) -> None:
 
 @app.command("demo")
 @guarded
-def demo(tasks: Annotated[int, typer.Option(help="number of tasks")] = 240,
-         seed: Annotated[int, typer.Option(help="random seed")] = 8,
-         as_json: JsonOpt = False) -> None:
+def demo(
+    tasks: Annotated[int, typer.Option(help="number of tasks")] = 240,
+    seed: Annotated[int, typer.Option(help="random seed")] = 8,
+    as_json: JsonOpt = False,
+) -> None:
     """Load a realistic year of directives and tasks through the same commands (idempotent)."""
     from connectors.demo import load_demo
 
@@ -556,7 +818,7 @@ def demo(tasks: Annotated[int, typer.Option(help="number of tasks")] = 240,
 
 # -- broker, relay, subscribe ---------------------------------------------------------------
 @app.command("broker")
-def broker(port: Annotated[Optional[int], typer.Option(help="default TASKLEDGER_BROKER_PORT (9092)")] = None) -> None:
+def broker(port: Annotated[int | None, typer.Option(help="default TASKLEDGER_BROKER_PORT (9092)")] = None) -> None:
     """Run the dev Kafka-API broker (tansu, in memory) on 127.0.0.1 until Ctrl-C."""
     from connectors.broker import run_foreground
 
@@ -570,17 +832,18 @@ def broker(port: Annotated[Optional[int], typer.Option(help="default TASKLEDGER_
 
 @app.command("relay")
 @guarded
-def relay(until_caught_up: Annotated[bool, typer.Option(help="publish everything stored so far, then exit 0")] = False,
-          batch: Annotated[int, typer.Option(help="events per acknowledged batch")] = 2000,
-          as_json: JsonOpt = False) -> None:
+def relay(
+    until_caught_up: Annotated[bool, typer.Option(help="publish everything stored so far, then exit 0")] = False,
+    batch: Annotated[int, typer.Option(help="events per acknowledged batch")] = 2000,
+    as_json: JsonOpt = False,
+) -> None:
     """Publish the event store to Kafka (taskledger.events.v1), following new events; resumes after a crash."""
     import logging
     import signal
     import time as _t
 
-    from connectors.relay import Relay
-
     from connectors.logs import configure
+    from connectors.relay import Relay
 
     configure(logging.INFO if not as_json else logging.WARNING)
     settings = _settings()
@@ -592,8 +855,12 @@ def relay(until_caught_up: Annotated[bool, typer.Option(help="publish everything
         if as_json or _t.monotonic() - last[0] < 2:
             return
         last[0] = _t.monotonic()
-        print(f"relay: position {stats.position} / head {stats.head}, lag {stats.lag} events, "
-              f"{stats.rate():,.0f} events/s, published {stats.published}", file=sys.stderr, flush=True)
+        print(
+            f"relay: position {stats.position} / head {stats.head}, lag {stats.lag} events, "
+            f"{stats.rate():,.0f} events/s, published {stats.published}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     try:
         stats = relay_.run(until_caught_up=until_caught_up, on_progress=report)
@@ -606,26 +873,38 @@ def relay(until_caught_up: Annotated[bool, typer.Option(help="publish everything
 
 @app.command("subscribe")
 @guarded
-def subscribe(group: Annotated[Optional[str], typer.Option(help="consumer group (offsets committed)")] = None,
-              from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
-              type_: Annotated[Optional[list[str]], typer.Option("--type", help="event type to keep (repeatable)")] = None,
-              max_messages: Annotated[Optional[int], typer.Option("--max", help="stop after N events")] = None,
-              idle_timeout: Annotated[Optional[float], typer.Option(help="stop after S seconds without events")] = None,
-              as_json: JsonOpt = False) -> None:
+def subscribe(
+    group: Annotated[str | None, typer.Option(help="consumer group (offsets committed)")] = None,
+    from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
+    type_: Annotated[list[str] | None, typer.Option("--type", help="event type to keep (repeatable)")] = None,
+    max_messages: Annotated[int | None, typer.Option("--max", help="stop after N events")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(help="stop after S seconds without events")] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Print task events from Kafka as they arrive (one JSON object per line with --json)."""
     from connectors.kafka import subscribe as run_subscriber
 
-    count = run_subscriber(_settings().bootstrap, group=group, from_beginning=from_beginning, types=type_ or [],
-                           as_json=as_json, max_messages=max_messages, idle_timeout_s=idle_timeout)
+    count = run_subscriber(
+        _settings().bootstrap,
+        group=group,
+        from_beginning=from_beginning,
+        types=type_ or [],
+        as_json=as_json,
+        max_messages=max_messages,
+        idle_timeout_s=idle_timeout,
+    )
     if not as_json:
         print(f"{count} events", file=sys.stderr)
 
 
 @app.command("up")
 @guarded
-def up(until_caught_up: Annotated[bool, typer.Option(
-           help="stop once everything stored is on the topic (batch runs, checks)")] = False,
-       as_json: JsonOpt = False) -> None:
+def up(
+    until_caught_up: Annotated[
+        bool, typer.Option(help="stop once everything stored is on the topic (batch runs, checks)")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Run the stack on embedded defaults: dev broker (unless one is configured) and relay. Ctrl-C stops."""
     from connectors.stack import up as run_stack
 

@@ -21,8 +21,6 @@ neither duplicate nor reorder records of a partition; per-key order holds with r
 
 from __future__ import annotations
 
-from connectors.errors import ConnectorError
-
 import logging
 import sys
 import time
@@ -36,6 +34,8 @@ from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
+
+from connectors.errors import ConnectorError
 
 try:  # the contract owns the names; fall back to the same literals while it is not importable
     from domain.contract import ALERTS_TOPIC, EVENTS_TOPIC, STATUS_TOPIC
@@ -99,9 +99,7 @@ def _admin(bootstrap: str) -> KafkaAdminClient:
     try:
         return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"{_CLIENT_ID}-admin")
     except KafkaError as error:
-        raise KafkaConnectorError(
-            f"cannot reach Kafka at {bootstrap}: {error}; is the broker running?"
-        ) from error
+        raise KafkaConnectorError(f"cannot reach Kafka at {bootstrap}: {error}; is the broker running?") from error
 
 
 def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]:
@@ -114,17 +112,13 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]:
         for spec in specs:
             if spec.name in existing:
                 continue
-            topic = NewTopic(
-                spec.name, spec.partitions, spec.replication_factor, topic_configs=dict(spec.config)
-            )
+            topic = NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=dict(spec.config))
             try:  # one request per topic: an "already exists" race must not hide the others' outcome
                 admin.create_topics([topic])
             except TopicAlreadyExistsError:
                 continue
             except KafkaError as error:
-                raise KafkaConnectorError(
-                    f"cannot create topic {spec.name} on {bootstrap}: {error}"
-                ) from error
+                raise KafkaConnectorError(f"cannot create topic {spec.name} on {bootstrap}: {error}") from error
             created.append(spec.name)
         if created:
             log.info("created topics %s on %s", created, bootstrap)
@@ -188,9 +182,7 @@ def _reader(bootstrap: str, **overrides: Any) -> KafkaConsumer:
     try:
         return KafkaConsumer(**config)
     except KafkaError as error:
-        raise KafkaConnectorError(
-            f"cannot reach Kafka at {bootstrap}: {error}; is the broker running?"
-        ) from error
+        raise KafkaConnectorError(f"cannot reach Kafka at {bootstrap}: {error}; is the broker running?") from error
 
 
 def _partitions(reader: KafkaConsumer, topic: str) -> list[TopicPartition]:
@@ -198,9 +190,7 @@ def _partitions(reader: KafkaConsumer, topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
 
 
-def _true_ends(
-    reader: KafkaConsumer, tps: list[TopicPartition], timeout_s: float
-) -> dict[TopicPartition, int]:
+def _true_ends(reader: KafkaConsumer, tps: list[TopicPartition], timeout_s: float) -> dict[TopicPartition, int]:
     """High watermarks of ``tps``: the ListOffsets answer where it is 0, else the fetch high watermark
     read by fetching from just before the listed end (tansu lists the last batch's base offset + 1)."""
     listed = reader.end_offsets(tps)
@@ -370,9 +360,7 @@ def subscribe(
     return printed
 
 
-def _print_record(
-    record: ConsumerRecord, wanted: frozenset[str], as_json: bool, out: TextIO
-) -> bool:
+def _print_record(record: ConsumerRecord, wanted: frozenset[str], as_json: bool, out: TextIO) -> bool:
     if record.value is None:
         return False
     try:

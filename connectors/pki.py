@@ -134,8 +134,7 @@ def init_dev_pki(
         missing = [name for name in _ALL_FILES if name not in present]
         raise ValidationError(
             "pki.directory",
-            f"{directory} holds an incomplete dev PKI (missing {', '.join(missing)}); "
-            "re-run with force to replace it",
+            f"{directory} holds an incomplete dev PKI (missing {', '.join(missing)}); re-run with force to replace it",
         )
     if not organisation.strip() or not signer_name.strip():
         raise ValidationError("pki", "organisation and signer name must not be blank")
@@ -208,9 +207,7 @@ def init_dev_pki(
             ),
             critical=True,
         )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(signer_key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(signer_key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
             critical=False,
@@ -243,18 +240,16 @@ def sign_document(
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError) as exc:
-        raise ValidationError(
-            "signer_key", f"is not an unencrypted PEM private key ({exc})"
-        ) from None
+        raise ValidationError("signer_key", f"is not an unencrypted PEM private key ({exc})") from None
     try:
         chain = x509.load_pem_x509_certificates(cert_chain_pem)
     except ValueError:
         raise ValidationError("signer_cert", "contains no readable PEM certificate") from None
     leaf = chain[0]
     public_der = serialization.PublicFormat.SubjectPublicKeyInfo
-    if key.public_key().public_bytes(
+    if key.public_key().public_bytes(serialization.Encoding.DER, public_der) != leaf.public_key().public_bytes(
         serialization.Encoding.DER, public_der
-    ) != leaf.public_key().public_bytes(serialization.Encoding.DER, public_der):
+    ):
         raise ValidationError(
             "signer_key",
             f"does not match the signer certificate {leaf.subject.rfc4514_string()!r}",
@@ -274,18 +269,13 @@ def sign_document(
             prehashed,
         )
     else:
-        raise ValidationError(
-            "signer_key", f"{type(key).__name__} is not supported; use an EC or RSA key"
-        )
+        raise ValidationError("signer_key", f"{type(key).__name__} is not supported; use an EC or RSA key")
     return {
         "format": BUNDLE_FORMAT,
         "document_sha256": hex_digest,
         "algorithm": algorithm,
         "signature": base64.b64encode(signature).decode("ascii"),
-        "certificates": [
-            certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
-            for certificate in chain
-        ],
+        "certificates": [certificate.public_bytes(serialization.Encoding.PEM).decode("ascii") for certificate in chain],
         "signed_at": _utc_now(now).isoformat(),
     }
 
@@ -330,8 +320,7 @@ def read_trusted_roots(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
         if not p.exists():
             raise ValidationError(
                 "trusted_roots",
-                f"file {p} does not exist; run 'taskledger pki init' "
-                "or set TASKLEDGER_TRUSTED_ROOTS",
+                f"file {p} does not exist; run 'taskledger pki init' or set TASKLEDGER_TRUSTED_ROOTS",
             )
         if not p.is_file():
             raise ValidationError("trusted_roots", f"{p} is not a file")

@@ -102,8 +102,9 @@ class Relay:
             return 0
         table, column = events_table(self.app)
         topics = ", ".join(f"'{t}'" for t in sorted(STORED_TOPICS))
-        row = query(self.app, f"SELECT COUNT(*) AS n FROM {table} WHERE {column} <= {int(position)} "
-                              f"AND topic IN ({topics})")[0]
+        row = query(
+            self.app, f"SELECT COUNT(*) AS n FROM {table} WHERE {column} <= {int(position)} AND topic IN ({topics})"
+        )[0]
         return int(row["n"] if isinstance(row, dict) else row[0])
 
     # -- broker ---------------------------------------------------------------------------
@@ -118,8 +119,9 @@ class Relay:
         k.ensure_topics(self.bootstrap, k.topic_specs(self.partitions))
         self._last_check = time.monotonic()
         if position and not self.broker_holds(position):
-            log.warning("relay: the broker holds fewer events than published up to %d; republishing from the start",
-                        position)
+            log.warning(
+                "relay: the broker holds fewer events than published up to %d; republishing from the start", position
+            )
             self.stats.republished_from_start += 1
             return 0
         return position
@@ -150,8 +152,9 @@ class Relay:
 
     def message(self, n: Notification) -> tuple[bytes, bytes]:
         state = self._plain(n.state)
-        envelope = envelope_from_stored(n.topic, state, n.originator_id, n.originator_version, n.id,
-                                        self._level(n, state))
+        envelope = envelope_from_stored(
+            n.topic, state, n.originator_id, n.originator_version, n.id, self._level(n, state)
+        )
         return str(n.originator_id).encode(), encode(envelope)
 
     def publish(self, notifications: list[Notification]) -> None:
@@ -159,12 +162,13 @@ class Relay:
         the public contract are published; internal records (audit checkpoints, clearances) stay in
         the store."""
         public = [n for n in notifications if n.topic in STORED_TOPICS]
-        futures = [self.producer.send(EVENTS_TOPIC, key=key, value=value)
-                   for key, value in map(self.message, public)]
+        futures = [self.producer.send(EVENTS_TOPIC, key=key, value=value) for key, value in map(self.message, public)]
         self.producer.flush()
         failed = [f for f in futures if f.failed()]
         if failed:
-            raise RelayError(f"the broker did not acknowledge {len(failed)} of {len(futures)} events: {failed[0].exception}")
+            raise RelayError(
+                f"the broker did not acknowledge {len(failed)} of {len(futures)} events: {failed[0].exception}"
+            )
 
     def run(
         self,
@@ -196,7 +200,7 @@ class Relay:
                 continue
             try:
                 self.publish(list(notifications))
-            except Exception as error:  # broker trouble: nothing recorded; check and retry the batch
+            except Exception as error:  # noqa: BLE001 - broker trouble: nothing recorded; check and retry the batch
                 log.warning("relay: publish failed (%s); retrying with a new producer", error)
                 self._new_producer()
                 time.sleep(0.5)
@@ -223,7 +227,7 @@ class Relay:
         republishing); a broker that lost events sends the cursor back to the start."""
         try:
             return self.ensure_broker(cursor)
-        except Exception as error:  # broker unreachable: keep the cursor, try again later
+        except Exception as error:  # noqa: BLE001 - broker unreachable: keep the cursor, try again later
             log.warning("relay: broker check failed: %s", error)
             self._last_check = time.monotonic()
             return cursor
@@ -233,7 +237,7 @@ class Relay:
         self.close()
         try:
             self.producer = k.producer(self.bootstrap, **self._producer_overrides)
-        except Exception as error:  # broker still down: the next publish fails and we come back here
+        except Exception as error:  # noqa: BLE001 - broker still down: the next publish fails and we come back here
             log.warning("relay: cannot connect a producer yet: %s", error)
 
     def stop(self) -> None:
@@ -242,5 +246,5 @@ class Relay:
     def close(self) -> None:
         try:
             self.producer.close(timeout=5)
-        except Exception:  # pragma: no cover - closing a broken producer
-            pass
+        except Exception as error:  # noqa: BLE001 - closing a broken producer must not mask the cause
+            log.debug("relay: closing the producer failed: %s", error)

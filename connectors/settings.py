@@ -64,9 +64,7 @@ class Settings(BaseSettings):
         if self.calendar_overrides is None:
             return {}
         data: dict[str, Any] = json.loads(self.calendar_overrides.read_text())
-        return {
-            key: [date.fromisoformat(d) for d in data.get(key, [])] for key in ("days_off", "working_days")
-        }
+        return {key: [date.fromisoformat(d) for d in data.get(key, [])] for key in ("days_off", "working_days")}
 
 
 def make_clock(spec: str | None):  # type: ignore[no-untyped-def]

@@ -53,17 +53,23 @@ class Stack:
                 self.relay.stop()
             if time.monotonic() - last_log[0] >= 5:
                 last_log[0] = time.monotonic()
-                log.info("relay: position %d / head %d, lag %d events, %.0f events/s", stats.position,
-                         stats.head, stats.lag, stats.rate())
+                log.info(
+                    "relay: position %d / head %d, lag %d events, %.0f events/s",
+                    stats.position,
+                    stats.head,
+                    stats.lag,
+                    stats.rate(),
+                )
 
         while not self.stop_event.is_set():
             try:
-                self.relay = Relay(open_ledger(self.settings), self.settings.bootstrap,
-                                   partitions=self.settings.events_partitions)
+                self.relay = Relay(
+                    open_ledger(self.settings), self.settings.bootstrap, partitions=self.settings.events_partitions
+                )
                 log.info("relay: following the event store from position %d", self.relay.recorded_position())
                 stats = self.relay.run(until_caught_up=until_caught_up, on_progress=progress)
                 return stats
-            except Exception as error:  # supervised: log, back off, restart
+            except Exception as error:  # noqa: BLE001 - supervised: log, back off, restart
                 self.restarts["relay"] += 1
                 log.error("relay: failed (%s); restarting in %.0f s", error, delay)
                 self.stop_event.wait(delay)
@@ -96,8 +102,10 @@ def up(settings: Settings, *, until_caught_up: bool = False) -> dict[str, Any]:
     try:
         stack.start_broker()
         if not until_caught_up:
-            log.info("up: relay publishing to %s; in another shell: taskledger subscribe --from-beginning; "
-                     "Ctrl-C stops", settings.bootstrap)
+            log.info(
+                "up: relay publishing to %s; in another shell: taskledger subscribe --from-beginning; Ctrl-C stops",
+                settings.bootstrap,
+            )
         stats = stack.run_relay(until_caught_up)
     finally:
         stack.shutdown()

@@ -38,13 +38,9 @@ class Actor:
                 allowed = ", ".join(r.value for r in Role)
                 raise ValidationError("actor.role", f"must be one of {allowed}") from None
         if not _CODE.match(self.agency or ""):
-            raise ValidationError(
-                "actor.agency", "must be an agency code of letters, digits, '.', '_' or '-'"
-            )
+            raise ValidationError("actor.agency", "must be an agency code of letters, digits, '.', '_' or '-'")
         if not _CODE.match(self.user or ""):
-            raise ValidationError(
-                "actor.user", "must be a user id of letters, digits, '.', '_' or '-'"
-            )
+            raise ValidationError("actor.user", "must be a user id of letters, digits, '.', '_' or '-'")
 
     @classmethod
     def parse(cls, text: str) -> Actor:

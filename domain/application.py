@@ -326,7 +326,9 @@ class TaskLedger(Application[UUID]):
             return None
         recorded, version = aggregate.commands[command_id]  # type: ignore[attr-defined]
         if recorded != expected:
-            raise Conflict("command_id", f"{command_id} was already used for {recorded}; a retry must repeat the same command")
+            raise Conflict(
+                "command_id", f"{command_id} was already used for {recorded}; a retry must repeat the same command"
+            )
         extra = {}
         if recorded == "ProgressReported":
             extra["report_no"] = next(r["no"] for r in aggregate.reports if r["version"] == version)  # type: ignore[attr-defined]
@@ -376,7 +378,9 @@ class TaskLedger(Application[UUID]):
         required = cmd.confidentiality is Confidentiality.REGULAR
         if cmd.signature is None:
             if required:
-                raise SignatureInvalid("signature", "a regular directive must carry a digital signature over its document")
+                raise SignatureInvalid(
+                    "signature", "a regular directive must carry a digital signature over its document"
+                )
             return None
         if cmd.document_sha256 is None:
             raise SignatureInvalid("document", "the signed document (its SHA-256) is required to verify the signature")

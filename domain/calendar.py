@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import Aggregate
-
-from domain.events import Chained
 from holidays import country_holidays
 
 from domain.actors import Actor
 from domain.errors import CalendarRangeError, InvariantViolation, NotFound, ValidationError
+from domain.events import Chained
 
 TZ_NAME = "Asia/Ho_Chi_Minh"
 CALENDAR_ID: uuid.UUID = uuid.uuid5(uuid.NAMESPACE_URL, "taskledger:working-calendar")
@@ -53,9 +52,7 @@ def _parse_date(value: date | str, field: str) -> date:
         try:
             return date.fromisoformat(value)
         except ValueError:
-            raise ValidationError(
-                field, f"{value!r} is not a date in the form YYYY-MM-DD"
-            ) from None
+            raise ValidationError(field, f"{value!r} is not a date in the form YYYY-MM-DD") from None
     return _check_date(value, field)
 
 
@@ -97,9 +94,7 @@ def _actor_dict(actor: Actor | Mapping[str, str]) -> dict[str, str]:
     try:
         return Actor.from_dict(dict(actor)).to_dict()
     except (KeyError, TypeError, ValueError):
-        raise ValidationError(
-            "actor", 'must be {"role": ..., "agency": ..., "user": ...}'
-        ) from None
+        raise ValidationError("actor", 'must be {"role": ..., "agency": ..., "user": ...}') from None
 
 
 # --- working hours ----------------------------------------------------------------------------
@@ -129,9 +124,7 @@ def _check_period(period: Any) -> tuple[time, time]:
     if not all(isinstance(t, time) and t.tzinfo is None for t in (start, end)):
         raise ValidationError(_HOURS, "period bounds must be local times without a time zone")
     if start >= end:
-        raise ValidationError(
-            _HOURS, f"period {_fmt_time(start)}-{_fmt_time(end)} must start before it ends"
-        )
+        raise ValidationError(_HOURS, f"period {_fmt_time(start)}-{_fmt_time(end)} must start before it ends")
     return start, end
 
 
@@ -148,9 +141,7 @@ def _check_periods(periods: Iterable[Any]) -> tuple[tuple[time, time], ...]:
 def _check_weekdays(weekdays: Iterable[int]) -> frozenset[int]:
     checked = frozenset(weekdays)
     if not checked or not all(_is_int(w) and 0 <= w <= 6 for w in checked):
-        raise ValidationError(
-            _HOURS, "weekdays must be a non-empty set of 0 (Monday) to 6 (Sunday)"
-        )
+        raise ValidationError(_HOURS, "weekdays must be a non-empty set of 0 (Monday) to 6 (Sunday)")
     return checked
 
 
@@ -374,9 +365,7 @@ def _overlap(period: Interval, start: datetime, end: datetime) -> timedelta:
     return max(min(period[1], end) - max(period[0], start), timedelta(0))
 
 
-def default_calendar(
-    recorded_at: datetime, first_year: int = 2015, last_year: int = 2045
-) -> Calendar:
+def default_calendar(recorded_at: datetime, first_year: int = 2015, last_year: int = 2045) -> Calendar:
     """Version 1: Viet Nam's days off and make-up Saturdays from the holidays package, default hours."""
     days_off, working_days = vietnam_base(first_year, last_year)
     return Calendar(1, recorded_at, WorkingHours(), days_off, working_days, first_year, last_year)
@@ -397,22 +386,16 @@ class CalendarHistory:
             raise ValidationError("calendar", "a history needs at least one version")
         for position, cal in enumerate(self.versions, start=1):
             if cal.version != position:
-                raise ValidationError(
-                    "calendar.version", f"version {cal.version} at position {position}"
-                )
+                raise ValidationError("calendar.version", f"version {cal.version} at position {position}")
         for before, after in pairwise(self.versions):
             if after.recorded_at < before.recorded_at:
-                raise ValidationError(
-                    "recorded_at", f"version {after.version} predates its predecessor"
-                )
+                raise ValidationError("recorded_at", f"version {after.version} predates its predecessor")
 
     def get(self, version: int) -> Calendar:
         if _is_int(version) and 1 <= version <= len(self.versions):
             return self.versions[version - 1]
         known = f"1-{len(self.versions)}"
-        raise NotFound(
-            "calendar_version", f"no calendar version {version!r}; known versions are {known}"
-        )
+        raise NotFound("calendar_version", f"no calendar version {version!r}; known versions are {known}")
 
     @property
     def current(self) -> Calendar:
@@ -485,9 +468,7 @@ class WorkingCalendar(Chained, Aggregate):
                 aggregate.commands = {**aggregate.commands, self.command_id: self.originator_version}
             current = aggregate.history.current
             days_off = current.days_off - _dates(self.days_off_removed, "days_off_removed")
-            working = current.working_days - _dates(
-                self.working_days_removed, "working_days_removed"
-            )
+            working = current.working_days - _dates(self.working_days_removed, "working_days_removed")
             new = replace(
                 current,
                 version=self.originator_version,
@@ -521,9 +502,7 @@ class WorkingCalendar(Chained, Aggregate):
             last_year,
         )
         if not isinstance(source, str) or not source.strip():
-            raise ValidationError(
-                "source", "must say where the dates come from, e.g. holidays 0.109"
-            )
+            raise ValidationError("source", "must say where the dates come from, e.g. holidays 0.109")
         return cls._create(
             cls.Established,
             id=CALENDAR_ID,
@@ -576,24 +555,18 @@ class WorkingCalendar(Chained, Aggregate):
 
 def _check_change_shape(lists: Mapping[str, frozenset[date]], reason: str) -> None:
     if not isinstance(reason, str) or not reason.strip():
-        raise ValidationError(
-            "reason", "must say why the calendar changes, e.g. the government notice"
-        )
+        raise ValidationError("reason", "must say why the calendar changes, e.g. the government notice")
     if not any(lists.values()):
         raise ValidationError("change", "must add or remove at least one date")
     seen: dict[date, str] = {}
     for name, days in lists.items():
         for d in sorted(days):
             if d in seen:
-                raise ValidationError(
-                    name, f"{d} is also in {seen[d]}; put each date in one list only"
-                )
+                raise ValidationError(name, f"{d} is also in {seen[d]}; put each date in one list only")
             seen[d] = name
 
 
-def _check_change_against(
-    cal: Calendar, lists: Mapping[str, frozenset[date]], at: datetime
-) -> None:
+def _check_change_against(cal: Calendar, lists: Mapping[str, frozenset[date]], at: datetime) -> None:
     if at < cal.recorded_at:
         raise InvariantViolation(
             "recorded_at",

@@ -173,9 +173,7 @@ def periodic_updates(task: Task, calendars: CalendarHistory, as_of: datetime) ->
         cal = calendars.get(version)
         day = cal.last_working_day_between(start, end) or end
         due = cal.end_of_working_day(day)
-        met = next(
-            (r["reported_at"] for r in _approved_reports(task) if start_at <= r["reported_at"] <= due), None
-        )
+        met = next((r["reported_at"] for r in _approved_reports(task) if start_at <= r["reported_at"] <= due), None)
         result.append(Clock(f"periodic_update_{start.isoformat()[:7]}", start_at, due, met, version))
         if start > horizon:
             break
@@ -207,8 +205,14 @@ def task_clocks(task: Task, calendars: CalendarHistory, as_of: datetime) -> list
     if objection_window is not None and task.received_at is not None:
         filed = next((o["at"] for o in task.objections if o["at"] >= task.received_at), None)
         clocks.append(
-            Clock("objection", task.received_at, objection_window, filed,
-                  task.received_calendar_version or 0, obligation=False)
+            Clock(
+                "objection",
+                task.received_at,
+                objection_window,
+                filed,
+                task.received_calendar_version or 0,
+                obligation=False,
+            )
         )
     for objection in task.objections:
         cal = calendars.get(objection["calendar_version"])
@@ -221,8 +225,9 @@ def task_clocks(task: Task, calendars: CalendarHistory, as_of: datetime) -> list
         clocks.append(report)
     due_deadline = deadline_at(task, calendars)
     if due_deadline is not None:
-        clocks.append(Clock("deadline", task.assigned_at, due_deadline, task.completed_at,
-                            task.deadline_calendar_version))
+        clocks.append(
+            Clock("deadline", task.assigned_at, due_deadline, task.completed_at, task.deadline_calendar_version)
+        )
     clocks.extend(follow_ups(task, clocks, calendars, as_of))
     return clocks
 
@@ -232,8 +237,8 @@ def follow_ups(task: Task, clocks: list[Clock], calendars: CalendarHistory, as_o
     closed = task.completed_at or task.cancelled_at
     result = []
     for clock in clocks:
-        fell_due_unmet = clock.obligation and clock.due_at < as_of and (
-            clock.met_at is None or clock.met_at > clock.due_at
+        fell_due_unmet = (
+            clock.obligation and clock.due_at < as_of and (clock.met_at is None or clock.met_at > clock.due_at)
         )
         if not fell_due_unmet or (closed is not None and closed <= clock.due_at):
             continue
@@ -274,9 +279,7 @@ def coarse_result(status: Status) -> str:
     }.get(status, "not_completed")
 
 
-def clocks_view(
-    task: Task, directive: Directive | None, calendars: CalendarHistory, as_of: datetime
-) -> dict[str, Any]:
+def clocks_view(task: Task, directive: Directive | None, calendars: CalendarHistory, as_of: datetime) -> dict[str, Any]:
     """The ``clocks`` object of ``task show``: due instants, ISO 8601 with the local offset."""
     tz = ZoneInfo(calendars.current.hours.tz)
     all_clocks = task_clocks(task, calendars, as_of)

@@ -6,7 +6,8 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError as PydanticError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ValidationError as PydanticError
 
 from domain.errors import ValidationError
 from domain.values import AgencyKind, Confidentiality, FindingKind, Grade, Priority, ScopeKind, UpdateEvery

@@ -67,9 +67,7 @@ EVENT_ID_NAMESPACE = UUID("3d0c6f0e-2b1a-5e7c-8f4d-6a9b1c2d3e4f")
 # --- value types (kept literal here on purpose: a domain enum change must be a visible contract change;
 # tests check that they equal the domain enums) ----------------------------------------------------------
 Level = Literal["regular", "confidential", "top_secret"]
-Role = Literal[
-    "central_office", "assignee", "approver", "monitor", "inspector", "auditor", "system"
-]
+Role = Literal["central_office", "assignee", "approver", "monitor", "inspector", "auditor", "system"]
 Priority = Literal["key", "regular", "urgent"]
 ScopeKind = Literal["national", "sector", "regional"]
 AgencyKind = Literal["central_body", "provincial_committee", "municipal_committee", "other"]
@@ -131,9 +129,7 @@ class SignatureSigner(_Strict):
     subject: str = Field(description="RFC 4514 subject of the signer certificate.")
     issuer: str = Field(description="RFC 4514 issuer of the signer certificate.")
     serial: str = Field(description="Certificate serial number, lowercase hex.")
-    fingerprint_sha256: Sha256 = Field(
-        description="SHA-256 of the certificate (DER), lowercase hex."
-    )
+    fingerprint_sha256: Sha256 = Field(description="SHA-256 of the certificate (DER), lowercase hex.")
     not_after: Instant
 
 
@@ -161,29 +157,21 @@ class DirectiveChanges(_Strict):
 
 
 class WorkingHoursPayload(_Strict):
-    periods: list[tuple[str, str]] = Field(
-        description='Daily working periods, local "HH:MM" start/end pairs.'
-    )
-    weekdays: list[Annotated[int, Field(ge=0, le=6)]] = Field(
-        description="Working weekdays, 0 = Monday."
-    )
+    periods: list[tuple[str, str]] = Field(description='Daily working periods, local "HH:MM" start/end pairs.')
+    weekdays: list[Annotated[int, Field(ge=0, le=6)]] = Field(description="Working weekdays, 0 = Monday.")
     tz: str = Field(description="IANA time zone of the periods.")
 
 
 # --- payloads: the event class's own attributes (domain/task.py, domain/directive.py, domain/calendar.py) ---
 class TaskAssignedPayload(_Strict):
     directive_id: UUID
-    parent_id: UUID | None = Field(
-        description="The parent task of a subtask (Art. 6.2.c), else null."
-    )
+    parent_id: UUID | None = Field(description="The parent task of a subtask (Art. 6.2.c), else null.")
     content: str | None = _content("What is to be done.")
     assigning_body: str
     assignee: Code
     assignee_kind: AgencyKind
     monitor: Code
-    deadline: date | None = Field(
-        description="Deadline date (17:00 local is the deadline instant); null = none."
-    )
+    deadline: date | None = Field(description="Deadline date (17:00 local is the deadline instant); null = none.")
     scope: ScopeKind
     scope_name: str | None
     priority: Priority
@@ -197,9 +185,7 @@ class SubtaskAssignedPayload(_Strict):
 
 
 class TaskReceivedPayload(_Strict):
-    late: bool = Field(
-        description="Receipt was after the 4-working-hour receipt clock (Art. 6.2.a)."
-    )
+    late: bool = Field(description="Receipt was after the 4-working-hour receipt clock (Art. 6.2.a).")
 
 
 class TaskObjectedPayload(_Strict):
@@ -267,9 +253,7 @@ class TaskCompletedPayload(_Strict):
     result: str | None = _content("Results.")
     products: str | None = _content("Products.")
     late: bool = Field(description="Completed after the (possibly extended) deadline instant.")
-    late_against_original: bool = Field(
-        description="Completed after the original deadline instant."
-    )
+    late_against_original: bool = Field(description="Completed after the original deadline instant.")
 
 
 class TaskEvaluatedPayload(_Strict):
@@ -339,25 +323,15 @@ class EnvelopeBase(_Strict):
     )
     aggregate_type: str
     aggregate_id: UUID = Field(description="Also the Kafka message key.")
-    version: int = Field(
-        ge=1, description="Position of the event in its aggregate's sequence (1 = creation)."
-    )
+    version: int = Field(ge=1, description="Position of the event in its aggregate's sequence (1 = creation).")
     position: int = Field(ge=1, description="Global notification id in the event store.")
     type: str
-    occurred_at: Instant = Field(
-        description="Business time of the fact (given for imports, else = recorded_at)."
-    )
+    occurred_at: Instant = Field(description="Business time of the fact (given for imports, else = recorded_at).")
     recorded_at: Instant = Field(description="When the system recorded the fact.")
     actor: Actor
-    confidentiality: Level | None = Field(
-        description="Level of the aggregate (SPEC 6); null for calendar events."
-    )
-    calendar_version: int | None = Field(
-        ge=1, description="Working-calendar version in force for the fact."
-    )
-    command_id: str | None = Field(
-        description="Client idempotency key of the command that recorded the fact."
-    )
+    confidentiality: Level | None = Field(description="Level of the aggregate (SPEC 6); null for calendar events.")
+    calendar_version: int | None = Field(ge=1, description="Working-calendar version in force for the fact.")
+    command_id: str | None = Field(description="Client idempotency key of the command that recorded the fact.")
     hash: str | None = Field(
         default=None,
         pattern=r"^[0-9a-f]{64}$",
@@ -387,9 +361,7 @@ class DirectiveEnvelope(EnvelopeBase):
 class CalendarEnvelope(EnvelopeBase):
     aggregate_type: Literal["WorkingCalendar"]
     confidentiality: None = Field(description="Calendar events carry no confidentiality level.")
-    calendar_version: int = Field(
-        ge=1, description="The calendar version this event establishes (= version)."
-    )
+    calendar_version: int = Field(ge=1, description="The calendar version this event establishes (= version).")
     command_id: str | None = Field(
         default=None, description="Client idempotency key of the change (null for the establishment)."
     )
@@ -478,9 +450,7 @@ _ENVELOPE_BASES: dict[str, type[EnvelopeBase]] = {
 }
 
 
-def _make_spec(
-    topic: str, aggregate_type: str, type_name: str, payload: type[BaseModel], creation: bool
-) -> _Spec:
+def _make_spec(topic: str, aggregate_type: str, type_name: str, payload: type[BaseModel], creation: bool) -> _Spec:
     names = tuple(payload.model_fields)
     transform = _TRANSFORMS.get(type_name)
     copied = tuple(n for n in names if not transform or n != transform[0])
@@ -531,9 +501,7 @@ def event_id_for(aggregate_id: UUID, version: int) -> UUID:
 
 def _event_id_text(aggregate_id: str, version: int) -> str:
     """uuid5(EVENT_ID_NAMESPACE, f"{aggregate_id}:{version}") as canonical text, without building UUIDs."""
-    digest = bytearray(
-        hashlib.sha1(_EVENT_ID_PREFIX + f"{aggregate_id}:{version}".encode()).digest()[:16]
-    )
+    digest = bytearray(hashlib.sha1(_EVENT_ID_PREFIX + f"{aggregate_id}:{version}".encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()
@@ -561,9 +529,7 @@ def confidentiality_of(topic: str, payload_state: dict[str, Any]) -> str | None:
     if spec.aggregate_type == "WorkingCalendar":
         return None
     if not spec.creation:
-        raise ValueError(
-            f"{topic} is not a creation event; its level is the one of the aggregate's creation event"
-        )
+        raise ValueError(f"{topic} is not a creation event; its level is the one of the aggregate's creation event")
     return _checked_level(payload_state.get("confidentiality"), topic)
 
 
@@ -594,9 +560,7 @@ def _iso_utc(text: str) -> str:
 
 def _uuid_text(hex_text: str) -> str:
     if len(hex_text) == 32 and hex_text.islower():
-        return (
-            f"{hex_text[:8]}-{hex_text[8:12]}-{hex_text[12:16]}-{hex_text[16:20]}-{hex_text[20:]}"
-        )
+        return f"{hex_text[:8]}-{hex_text[8:12]}-{hex_text[12:16]}-{hex_text[16:20]}-{hex_text[20:]}"
     return str(UUID(hex_text))
 
 
@@ -609,9 +573,7 @@ def _custom(value: dict[str, Any]) -> Any:
         return _uuid_text(data)
     if kind == "decimal_str":
         return data
-    raise ValueError(
-        f"stored value of type {kind!r} has no representation in contract v{CONTRACT_VERSION}"
-    )
+    raise ValueError(f"stored value of type {kind!r} has no representation in contract v{CONTRACT_VERSION}")
 
 
 def _convert(value: Any) -> Any:
@@ -660,9 +622,7 @@ def envelope_from_stored(
         level = None
         calendar_version: Any = version
     else:
-        level = _checked_level(
-            data.get("confidentiality") if spec.creation else confidentiality, topic
-        )
+        level = _checked_level(data.get("confidentiality") if spec.creation else confidentiality, topic)
         calendar_version = data.get("calendar_version")
 
     payload: dict[str, Any] = {}
@@ -710,9 +670,7 @@ def encode(envelope: dict[str, Any]) -> bytes:
 
 def kafka_key(aggregate_id: UUID | str) -> bytes:
     """The Kafka message key: the aggregate id as canonical UUID text (so per-aggregate order holds)."""
-    return str(aggregate_id if isinstance(aggregate_id, UUID) else UUID(aggregate_id)).encode(
-        "ascii"
-    )
+    return str(aggregate_id if isinstance(aggregate_id, UUID) else UUID(aggregate_id)).encode("ascii")
 
 
 # --- the published schema ----------------------------------------------------------------------------------

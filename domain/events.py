@@ -11,7 +11,6 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
 from domain import audit
-
 from domain.actors import Actor
 from domain.errors import ValidationError
 
@@ -97,7 +96,11 @@ class Chained:
     def _sealed(event_class: type[Any], base: dict[str, Any], prev: str) -> dict[str, Any]:
         probe = event_class(**base, prev_hash=prev, hash="")
         digest = audit.event_hash(
-            prev, probe.originator_id, probe.originator_version, get_topic(event_class), probe.timestamp,
+            prev,
+            probe.originator_id,
+            probe.originator_version,
+            get_topic(event_class),
+            probe.timestamp,
             probe.__dict__,
         )
         return {**base, "prev_hash": prev, "hash": digest}

@@ -176,9 +176,7 @@ def load_trusted_roots(pem_bytes: bytes) -> tuple[x509.Certificate, ...]:
     try:
         certificates = x509.load_pem_x509_certificates(pem_bytes)
     except ValueError as exc:
-        raise ValidationError(
-            "trusted_roots", f"is not a readable list of PEM certificates ({exc})"
-        ) from None
+        raise ValidationError("trusted_roots", f"is not a readable list of PEM certificates ({exc})") from None
     unique: dict[bytes, x509.Certificate] = {}
     for certificate in certificates:
         unique.setdefault(certificate.fingerprint(hashes.SHA256()), certificate)
@@ -204,8 +202,7 @@ def _check_validity(certificate: x509.Certificate, field: str, at: datetime) -> 
     if at > not_after:
         raise SignatureInvalid(
             field,
-            f"certificate {_name(certificate)!r} expired at {not_after.isoformat()} "
-            f"(checked at {at.isoformat()})",
+            f"certificate {_name(certificate)!r} expired at {not_after.isoformat()} (checked at {at.isoformat()})",
         )
 
 
@@ -222,8 +219,7 @@ def _check_issuer_is_ca(issuer: x509.Certificate, field: str, cas_below: int) ->
     if constraints is None or not constraints.ca:
         raise SignatureInvalid(
             field,
-            f"issuer {_name(issuer)!r} is not a certification authority "
-            "(basicConstraints CA=true missing)",
+            f"issuer {_name(issuer)!r} is not a certification authority (basicConstraints CA=true missing)",
         )
     if constraints.path_length is not None and cas_below > constraints.path_length:
         raise SignatureInvalid(
@@ -249,20 +245,16 @@ def _check_issued_by(certificate: x509.Certificate, issuer: x509.Certificate, fi
     except InvalidSignature:
         raise SignatureInvalid(
             field,
-            f"certificate {_name(certificate)!r} is not signed by the key of its issuer "
-            f"{_name(issuer)!r}",
+            f"certificate {_name(certificate)!r} is not signed by the key of its issuer {_name(issuer)!r}",
         ) from None
     except (TypeError, UnsupportedAlgorithm):
         raise SignatureInvalid(
             field,
-            f"certificate {_name(certificate)!r} uses a signature or key type that "
-            "cannot be checked",
+            f"certificate {_name(certificate)!r} uses a signature or key type that cannot be checked",
         ) from None
 
 
-def _find_anchor(
-    last: x509.Certificate, roots: Sequence[x509.Certificate], field: str
-) -> x509.Certificate | None:
+def _find_anchor(last: x509.Certificate, roots: Sequence[x509.Certificate], field: str) -> x509.Certificate | None:
     """The trusted root that issued ``last``; ``None`` when ``last`` is itself a root."""
     last_der = last.public_bytes(Encoding.DER)
     if any(root.public_bytes(Encoding.DER) == last_der for root in roots):
@@ -305,9 +297,7 @@ def _verify_signature(public_key: Any, algorithm: str, signature: bytes, digest:
             f"{algorithm} needs an RSA signer key, the certificate holds {key_kind}",
         )
     if algorithm == ALGORITHM_RSA_PSS_SHA256:
-        scheme: padding.AsymmetricPadding = padding.PSS(
-            mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO
-        )
+        scheme: padding.AsymmetricPadding = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
     else:
         scheme = padding.PKCS1v15()
     public_key.verify(signature, digest, scheme, prehashed)
@@ -331,9 +321,7 @@ def verify_bundle(
     _check_bundle_form(bundle)
 
     if bundle["document_sha256"].lower() != document_sha256.lower():
-        raise SignatureInvalid(
-            "document", "does not match the signed SHA-256 (file changed or wrong file)"
-        )
+        raise SignatureInvalid("document", "does not match the signed SHA-256 (file changed or wrong file)")
     roots = tuple(trusted_roots or ())
     if not roots:
         raise SignatureInvalid("trusted_roots", "none configured, so no signature can be trusted")
@@ -379,9 +367,7 @@ def verify_bundle(
     try:
         _verify_signature(leaf.public_key(), algorithm, signature, digest)
     except (InvalidSignature, ValueError):
-        raise SignatureInvalid(
-            "signature", "does not verify against the signer certificate"
-        ) from None
+        raise SignatureInvalid("signature", "does not verify against the signer certificate") from None
     except UnsupportedAlgorithm:
         raise SignatureInvalid(
             "signature.algorithm",

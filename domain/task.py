@@ -215,9 +215,7 @@ class Task(Chained, CheapCopy, Aggregate):
         comment: str | None
 
         def apply_to(self, t: Task) -> None:
-            t.evaluations.append(
-                {"at": self.occurred_at, "grade": self.grade, "by": self.actor["role"]}
-            )
+            t.evaluations.append({"at": self.occurred_at, "grade": self.grade, "by": self.actor["role"]})
 
     class Cancelled(Fact):
         reason: str
@@ -551,7 +549,9 @@ class Task(Chained, CheapCopy, Aggregate):
         if draft is None:
             raise InvariantViolation("report", "no progress report is awaiting approval")
         if report_no is not None and report_no != draft["no"]:
-            raise InvariantViolation("report_no", f"report {report_no} is not the one awaiting approval ({draft['no']})")
+            raise InvariantViolation(
+                "report_no", f"report {report_no} is not the one awaiting approval ({draft['no']})"
+            )
         if ctx.actor.user == draft.get("user"):
             raise NotAuthorized("actor.user", "maker-checker: the drafter may not approve their own report")
         return draft

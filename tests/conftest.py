@@ -54,9 +54,7 @@ def requested_backends() -> list[str]:
     names = [n.strip().lower() for n in raw.split(",") if n.strip()]
     unknown = sorted(set(names) - set(BACKENDS))
     if unknown or not names:
-        raise pytest.UsageError(
-            f"TASKLEDGER_TEST_BACKENDS={raw!r}: use a list of {', '.join(BACKENDS)}"
-        )
+        raise pytest.UsageError(f"TASKLEDGER_TEST_BACKENDS={raw!r}: use a list of {', '.join(BACKENDS)}")
     return list(dict.fromkeys(names))
 
 
@@ -89,9 +87,7 @@ class Backend:
             from psycopg import sql
 
             with psycopg.connect(self.database_url, autocommit=True) as conn:
-                query = sql.SQL("SELECT state FROM {}.taskledger_events").format(
-                    sql.Identifier(self.schema)
-                )
+                query = sql.SQL("SELECT state FROM {}.taskledger_events").format(sql.Identifier(self.schema))
                 rows = conn.execute(query).fetchall()
         return [bytes(r[0]) for r in rows]
 
@@ -116,9 +112,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     except psycopg.OperationalError as error:
-        pytest.fail(
-            f"PostgreSQL was requested (TASKLEDGER_TEST_BACKENDS) but {url} is unreachable: {error}"
-        )
+        pytest.fail(f"PostgreSQL was requested (TASKLEDGER_TEST_BACKENDS) but {url} is unreachable: {error}")
     try:
         env = persistence_env(Settings(database_url=url, postgres_schema=schema))
         yield Backend("postgres", env, database_url=url, schema=schema)

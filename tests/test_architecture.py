@@ -43,16 +43,12 @@ def imported_names(source: str, package: str) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 parts = package.split(".")
-                base = (
-                    parts[: len(parts) - (node.level - 1)] if node.level - 1 <= len(parts) else []
-                )
+                base = parts[: len(parts) - (node.level - 1)] if node.level - 1 <= len(parts) else []
                 name = ".".join([*base, node.module] if node.module else base) or "<above the root>"
             else:
                 name = node.module or ""
             found.append((node.lineno, name))
-            found.extend(
-                (node.lineno, f"{name}.{a.name}") for a in node.names if name in OUR_PACKAGES
-            )
+            found.extend((node.lineno, f"{name}.{a.name}") for a in node.names if name in OUR_PACKAGES)
         elif (
             isinstance(node, ast.Call)
             and node.args

@@ -13,13 +13,18 @@ import pytest
 CLOCK = "2026-12-01T03:00:00+00:00"  # Tue 1 Dec 2026, 10:00 local
 
 
-def tl(home: Path, *args: str, actor: str | None = "central_office:VPTW:an", ok: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKLEDGER_", "PERSISTENCE_", "POSTGRES_", "SQLITE_"))}
+def tl(
+    home: Path, *args: str, actor: str | None = "central_office:VPTW:an", ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TASKLEDGER_", "PERSISTENCE_", "POSTGRES_", "SQLITE_"))
+    }
     env.update(TASKLEDGER_HOME=str(home), TASKLEDGER_CLOCK=CLOCK)
     if actor:
         env["TASKLEDGER_ACTOR"] = actor
-    proc = subprocess.run([sys.executable, "-m", "connectors.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
     if ok:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -39,10 +44,29 @@ def register(home: Path, tmp_path: Path, symbol: str = "57-NQ/TW", **extra: str)
     doc = tmp_path / "doc.txt"
     doc.write_text(f"Nghị quyết {symbol}")
     tl(home, "pki", "sign", str(doc))
-    args = ["directive", "register", "--symbol", symbol, "--title", "Đột phá KHCN", "--issued-on", "2026-11-27",
-            "--signer", "Tổng Bí thư", "--issuing-body", "Bộ Chính trị", "--presenting-body", "VPTW",
-            "--confidentiality", extra.pop("confidentiality", "regular"), "--document", str(doc),
-            "--signature", str(doc) + ".sig", "--json"]
+    args = [
+        "directive",
+        "register",
+        "--symbol",
+        symbol,
+        "--title",
+        "Đột phá KHCN",
+        "--issued-on",
+        "2026-11-27",
+        "--signer",
+        "Tổng Bí thư",
+        "--issuing-body",
+        "Bộ Chính trị",
+        "--presenting-body",
+        "VPTW",
+        "--confidentiality",
+        extra.pop("confidentiality", "regular"),
+        "--document",
+        str(doc),
+        "--signature",
+        str(doc) + ".sig",
+        "--json",
+    ]
     for key, value in extra.items():
         args += [f"--{key.replace('_', '-')}", value]
     return tl(home, *args, ok=False)
@@ -50,9 +74,26 @@ def register(home: Path, tmp_path: Path, symbol: str = "57-NQ/TW", **extra: str)
 
 def test_a_signed_directive_and_task_show_their_clocks_in_local_time(home: Path, tmp_path: Path) -> None:
     assert register(home, tmp_path).returncode == 0
-    out = tl(home, "task", "assign", "--directive", "57-NQ/TW", "--content", "Lập kế hoạch", "--assignee", "HANOI",
-             "--monitor", "BKT", "--deadline", "2026-12-15", "--command-id", "a1", "--at", "2026-12-01T10:00:00+07:00",
-             "--json").stdout
+    out = tl(
+        home,
+        "task",
+        "assign",
+        "--directive",
+        "57-NQ/TW",
+        "--content",
+        "Lập kế hoạch",
+        "--assignee",
+        "HANOI",
+        "--monitor",
+        "BKT",
+        "--deadline",
+        "2026-12-15",
+        "--command-id",
+        "a1",
+        "--at",
+        "2026-12-01T10:00:00+07:00",
+        "--json",
+    ).stdout
     task_id = json.loads(out)["aggregate_id"]
     view = json.loads(tl(home, "task", "show", task_id, "--json").stdout)
     assert view["status"] == "awaiting_receipt"
@@ -81,8 +122,22 @@ def test_a_refusal_is_one_line_naming_field_and_rule_and_writes_nothing(home: Pa
 
 def test_an_assignee_of_another_agency_is_refused_by_name(home: Path, tmp_path: Path) -> None:
     register(home, tmp_path)
-    task_id = json.loads(tl(home, "task", "assign", "--directive", "57-NQ/TW", "--content", "x", "--assignee",
-                            "HANOI", "--monitor", "BKT", "--json").stdout)["aggregate_id"]
+    task_id = json.loads(
+        tl(
+            home,
+            "task",
+            "assign",
+            "--directive",
+            "57-NQ/TW",
+            "--content",
+            "x",
+            "--assignee",
+            "HANOI",
+            "--monitor",
+            "BKT",
+            "--json",
+        ).stdout
+    )["aggregate_id"]
     proc = tl(home, "task", "receive", task_id, actor="assignee:HCMC:lan", ok=False)
     assert proc.returncode == 2
     assert "actor.agency: assignee HCMC acts only on tasks of its own agency" in proc.stderr
@@ -90,8 +145,21 @@ def test_an_assignee_of_another_agency_is_refused_by_name(home: Path, tmp_path: 
 
 def test_a_retried_command_id_appends_nothing(home: Path, tmp_path: Path) -> None:
     register(home, tmp_path)
-    args = ["task", "assign", "--directive", "57-NQ/TW", "--content", "x", "--assignee", "HANOI", "--monitor",
-            "BKT", "--command-id", "same", "--json"]
+    args = [
+        "task",
+        "assign",
+        "--directive",
+        "57-NQ/TW",
+        "--content",
+        "x",
+        "--assignee",
+        "HANOI",
+        "--monitor",
+        "BKT",
+        "--command-id",
+        "same",
+        "--json",
+    ]
     first = json.loads(tl(home, *args).stdout)
     events = stats(home)["events"]
     second = json.loads(tl(home, *args).stdout)

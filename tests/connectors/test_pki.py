@@ -94,13 +94,9 @@ def test_the_dev_signer_is_a_five_year_non_ca_signing_certificate(pki: DevPki) -
 
 
 def test_init_dev_pki_uses_the_given_organisation_and_signer_name(tmp_path: Path) -> None:
-    pki = init_dev_pki(
-        tmp_path / "pki", organisation="Central Party Office", signer_name="Nguyen Van A", now=NOW
-    )
+    pki = init_dev_pki(tmp_path / "pki", organisation="Central Party Office", signer_name="Nguyen Van A", now=NOW)
 
-    assert certificate(pki.signer_cert).subject.rfc4514_string() == (
-        "CN=Nguyen Van A,O=Central Party Office"
-    )
+    assert certificate(pki.signer_cert).subject.rfc4514_string() == ("CN=Nguyen Van A,O=Central Party Office")
     assert certificate(pki.ca_cert).subject.rfc4514_string() == (
         "CN=Central Party Office root CA,O=Central Party Office"
     )
@@ -133,14 +129,11 @@ def test_init_dev_pki_refuses_a_directory_with_a_partial_pki(pki: DevPki) -> Non
 
     assert excinfo.value.field == "pki.directory"
     assert excinfo.value.rule == (
-        f"{pki.directory} holds an incomplete dev PKI (missing signer.key); "
-        "re-run with force to replace it"
+        f"{pki.directory} holds an incomplete dev PKI (missing signer.key); re-run with force to replace it"
     )
 
 
-def test_sign_file_writes_a_sig_file_that_verifies_against_the_trusted_roots(
-    pki: DevPki, tmp_path: Path
-) -> None:
+def test_sign_file_writes_a_sig_file_that_verifies_against_the_trusted_roots(pki: DevPki, tmp_path: Path) -> None:
     document = tmp_path / "57-NQ-TW.pdf"
     document.write_bytes(DOCUMENT)
 
@@ -166,28 +159,20 @@ def test_sign_file_writes_to_the_given_output_path(pki: DevPki, tmp_path: Path) 
     document = tmp_path / "doc.txt"
     document.write_bytes(DOCUMENT)
 
-    written = sign_file(
-        document, key_path=pki.signer_key, cert_path=pki.signer_cert, out=tmp_path / "x.json"
-    )
+    written = sign_file(document, key_path=pki.signer_key, cert_path=pki.signer_cert, out=tmp_path / "x.json")
 
     assert written == tmp_path / "x.json"
     assert json.loads(written.read_text())["document_sha256"] == document_digest(DOCUMENT)
 
 
-def test_a_signature_from_another_dev_pki_does_not_verify_against_this_ones_roots(
-    pki: DevPki, tmp_path: Path
-) -> None:
+def test_a_signature_from_another_dev_pki_does_not_verify_against_this_ones_roots(pki: DevPki, tmp_path: Path) -> None:
     other = init_dev_pki(tmp_path / "other", now=NOW)
     document = tmp_path / "doc.txt"
     document.write_bytes(DOCUMENT)
-    bundle = parse_bundle(
-        sign_file(document, key_path=pki.signer_key, cert_path=pki.signer_cert).read_bytes()
-    )
+    bundle = parse_bundle(sign_file(document, key_path=pki.signer_key, cert_path=pki.signer_cert).read_bytes())
 
     with pytest.raises(SignatureInvalid) as excinfo:
-        verify_bundle(
-            document_digest(DOCUMENT), bundle, read_trusted_roots([other.trusted_roots]), LATER
-        )
+        verify_bundle(document_digest(DOCUMENT), bundle, read_trusted_roots([other.trusted_roots]), LATER)
 
     assert excinfo.value.field == "signature.certificates"
     assert excinfo.value.rule == (
@@ -232,10 +217,7 @@ def test_read_trusted_roots_names_the_missing_file_and_the_remedy(tmp_path: Path
 
     assert (excinfo.value.field, excinfo.value.rule) == (
         "trusted_roots",
-        (
-            f"file {missing} does not exist; run 'taskledger pki init' "
-            "or set TASKLEDGER_TRUSTED_ROOTS"
-        ),
+        (f"file {missing} does not exist; run 'taskledger pki init' or set TASKLEDGER_TRUSTED_ROOTS"),
     )
 
 

@@ -38,9 +38,16 @@ def load(app: TaskLedger, directive_id: UUID, tasks: int, prefix: str = "t") -> 
     appended = 0
     for i in range(tasks):
         cid = f"{prefix}{i}"
-        task_id = app.execute_batch([(OFFICE, c.AssignTask(directive_id=directive_id, content=f"task {i}",
-                                                           assignee="HN", monitor="BKT", command_id=cid))]
-                                    )[0].aggregate_id
+        task_id = app.execute_batch(
+            [
+                (
+                    OFFICE,
+                    c.AssignTask(
+                        directive_id=directive_id, content=f"task {i}", assignee="HN", monitor="BKT", command_id=cid
+                    ),
+                )
+            ]
+        )[0].aggregate_id
         batch += [
             (ASSIGNEE, c.ReceiveTask(task_id=task_id)),
             (ASSIGNEE, c.ReportProgress(task_id=task_id, percent=40, note="half way")),
@@ -92,7 +99,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def test_ten_thousand_commands_reach_the_topic_in_order_and_match_the_schema(
-    make_ledger: Callable[..., TaskLedger], register: Callable[..., UUID], fresh_broker: DevBroker  # noqa: F811
+    make_ledger: Callable[..., TaskLedger],
+    register: Callable[..., UUID],
+    fresh_broker: DevBroker,  # noqa: F811
 ) -> None:
     app = make_ledger()
     commands = 1 + load(app, register(app), 1700)
@@ -114,7 +123,9 @@ def test_ten_thousand_commands_reach_the_topic_in_order_and_match_the_schema(
 
 
 def test_a_relay_killed_mid_stream_resumes_without_a_gap(
-    make_ledger: Callable[..., TaskLedger], register: Callable[..., UUID], backend: Any,
+    make_ledger: Callable[..., TaskLedger],
+    register: Callable[..., UUID],
+    backend: Any,
     fresh_broker: DevBroker,  # noqa: F811
 ) -> None:
     app = make_ledger()
@@ -142,7 +153,9 @@ def test_a_relay_killed_mid_stream_resumes_without_a_gap(
 
 
 def test_a_broker_that_comes_back_empty_is_refilled_from_the_store(
-    make_ledger: Callable[..., TaskLedger], register: Callable[..., UUID], fresh_broker: DevBroker,  # noqa: F811
+    make_ledger: Callable[..., TaskLedger],
+    register: Callable[..., UUID],
+    fresh_broker: DevBroker,  # noqa: F811
     request: pytest.FixtureRequest,
 ) -> None:
     app = make_ledger()
@@ -153,14 +166,20 @@ def test_a_broker_that_comes_back_empty_is_refilled_from_the_store(
     runner.start()
     try:
         count = len(stored_keys(app))
-        wait_for(lambda: sum(end_offsets(fresh_broker.bootstrap, EVENTS_TOPIC).values()) >= count, 60,
-                 "the first publication")
+        wait_for(
+            lambda: sum(end_offsets(fresh_broker.bootstrap, EVENTS_TOPIC).values()) >= count,
+            60,
+            "the first publication",
+        )
         broker = restart_empty(fresh_broker)
         request.addfinalizer(broker.stop)
         load(app, directive, 50, prefix="after")
         total = set(stored_keys(app))
-        wait_for(lambda: {(m["aggregate_id"], m["version"]) for m in published(broker.bootstrap)} >= total, 90,
-                 "the relay to republish everything")
+        wait_for(
+            lambda: {(m["aggregate_id"], m["version"]) for m in published(broker.bootstrap)} >= total,
+            90,
+            "the relay to republish everything",
+        )
     finally:
         relay.stop()
         runner.join(30)
@@ -170,16 +189,27 @@ def test_a_broker_that_comes_back_empty_is_refilled_from_the_store(
 
 
 def test_confidential_records_carry_no_content_on_the_topic(
-    make_ledger: Callable[..., TaskLedger], register: Callable[..., UUID], fresh_broker: DevBroker,  # noqa: F811
+    make_ledger: Callable[..., TaskLedger],
+    register: Callable[..., UUID],
+    fresh_broker: DevBroker,  # noqa: F811
 ) -> None:
     app = make_ledger(cipher_key=new_cipher_key())
     regular = register(app, "57-NQ/TW", summary="REGULAR-SUMMARY-MARK")
-    app.execute(OFFICE, c.AssignTask(directive_id=regular, content="REGULAR-CONTENT-MARK", assignee="HN",
-                                     monitor="BKT"))
-    secret = app.execute(OFFICE, c.RegisterDirective(
-        symbol="01-NQ/TW-M", title="CONF-TITLE-MARK", issued_on="2026-04-22", signer="To Lam",
-        issuing_body="Politburo", presenting_body="Central Party Office", confidentiality="confidential",
-    )).aggregate_id
+    app.execute(
+        OFFICE, c.AssignTask(directive_id=regular, content="REGULAR-CONTENT-MARK", assignee="HN", monitor="BKT")
+    )
+    secret = app.execute(
+        OFFICE,
+        c.RegisterDirective(
+            symbol="01-NQ/TW-M",
+            title="CONF-TITLE-MARK",
+            issued_on="2026-04-22",
+            signer="To Lam",
+            issuing_body="Politburo",
+            presenting_body="Central Party Office",
+            confidentiality="confidential",
+        ),
+    ).aggregate_id
     task = app.execute(OFFICE, c.AssignTask(directive_id=secret, assignee="HN", monitor="BKT")).aggregate_id
     app.execute(ASSIGNEE, c.ReceiveTask(task_id=task))
     app.execute(ASSIGNEE, c.ReportProgress(task_id=task, percent=100))
@@ -190,10 +220,17 @@ def test_confidential_records_carry_no_content_on_the_topic(
     relay.close()
     raw = [r.value for r in read_all(fresh_broker.bootstrap, EVENTS_TOPIC)]
     assert any(b"REGULAR-SUMMARY-MARK" in v for v in raw) and any(b"REGULAR-CONTENT-MARK" in v for v in raw)
-    classified = sorted((json.loads(v) for v in raw if b'"confidentiality":"confidential"' in v),
-                        key=lambda m: m["position"])
+    classified = sorted(
+        (json.loads(v) for v in raw if b'"confidentiality":"confidential"' in v), key=lambda m: m["position"]
+    )
     assert [m["type"] for m in classified] == [
-        "DirectiveRegistered", "TaskAssigned", "TaskReceived", "ProgressReported", "ProgressApproved", "TaskCompleted"]
+        "DirectiveRegistered",
+        "TaskAssigned",
+        "TaskReceived",
+        "ProgressReported",
+        "ProgressApproved",
+        "TaskCompleted",
+    ]
     assert any(b"CONF-TITLE-MARK" in v for v in raw)  # the title is allowed (SPEC 6)
     for message in classified:
         assert all(message["payload"].get(name) is None for name in CONTENT_FIELDS)

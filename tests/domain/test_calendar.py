@@ -60,9 +60,7 @@ def with_june_first_off() -> WorkingCalendar:
 # --- adding working hours (SPEC section 3) ----------------------------------------------------
 
 
-def test_receipt_of_a_task_assigned_friday_afternoon_before_hung_kings_day_is_due_tuesday_at_ten() -> (
-    None
-):
+def test_receipt_of_a_task_assigned_friday_afternoon_before_hung_kings_day_is_due_tuesday_at_ten() -> None:
     # Fri 24 Apr 15:00-17:00 = 2 h; Sat 25, Sun 26 weekend; Mon 27 = Hung Kings (Sun 26) observed;
     # Tue 28 08:00-10:00 = the other 2 h.
     due = CAL.add_working_hours(local(2026, 4, 24, 15), 4)
@@ -169,15 +167,11 @@ def test_working_time_between_counts_neither_the_weekend_nor_lunch() -> None:
 
 def test_working_time_between_skips_the_observed_hung_kings_day() -> None:
     # The SPEC example read backwards: Fri 15:00-17:00 + Tue 08:00-10:00 = 4 h.
-    assert CAL.working_time_between(local(2026, 4, 24, 15), local(2026, 4, 28, 10)) == timedelta(
-        hours=4
-    )
+    assert CAL.working_time_between(local(2026, 4, 24, 15), local(2026, 4, 28, 10)) == timedelta(hours=4)
 
 
 def test_working_time_between_is_zero_inside_lunch_and_for_reversed_bounds() -> None:
-    assert CAL.working_time_between(local(2026, 3, 11, 12, 10), local(2026, 3, 11, 12, 50)) == (
-        timedelta(0)
-    )
+    assert CAL.working_time_between(local(2026, 3, 11, 12, 10), local(2026, 3, 11, 12, 50)) == (timedelta(0))
     assert CAL.working_time_between(local(2026, 3, 12, 9), local(2026, 3, 11, 9)) == timedelta(0)
 
 
@@ -250,9 +244,7 @@ def test_measuring_up_to_the_last_covered_evening_does_not_look_past_it() -> Non
     days_off, working_days = vietnam_base(2026, 2026)
     cal = Calendar(1, V1_AT, WorkingHours(), days_off, working_days, 2026, 2026)
     # Thu 31 Dec 2026 16:00-17:00 = 1 h; 17:00-20:00 is outside working hours.
-    assert cal.working_time_between(local(2026, 12, 31, 16), local(2026, 12, 31, 20)) == (
-        timedelta(hours=1)
-    )
+    assert cal.working_time_between(local(2026, 12, 31, 16), local(2026, 12, 31, 20)) == (timedelta(hours=1))
 
 
 def test_a_negative_amount_of_working_time_is_refused() -> None:
@@ -409,9 +401,7 @@ def test_the_change_event_holds_sorted_iso_dates_only() -> None:
 
 def test_a_make_up_saturday_can_be_withdrawn_then_given_as_a_day_off() -> None:
     agg = established()
-    agg.change(
-        remove_working_days=[date(2026, 8, 22)], reason="Notice A", actor=ACTOR, recorded_at=V2_AT
-    )
+    agg.change(remove_working_days=[date(2026, 8, 22)], reason="Notice A", actor=ACTOR, recorded_at=V2_AT)
     agg.change(add_days_off=[date(2026, 8, 24)], reason="Notice B", actor=ACTOR, recorded_at=V2_AT)
     current = agg.history.current
     assert (current.version, current.is_working_day(date(2026, 8, 22))) == (3, False)
@@ -497,17 +487,13 @@ def test_a_calendar_change_that_breaks_a_rule_is_refused_and_records_nothing(
 
 def test_a_calendar_change_without_a_reason_is_refused() -> None:
     with pytest.raises(ValidationError) as refused:
-        established().change(
-            add_days_off=[date(2026, 6, 1)], reason="  ", actor=ACTOR, recorded_at=V2_AT
-        )
+        established().change(add_days_off=[date(2026, 6, 1)], reason="  ", actor=ACTOR, recorded_at=V2_AT)
     assert refused.value.field == "reason"
 
 
 def test_a_calendar_change_recorded_before_the_current_version_is_refused() -> None:
     with pytest.raises(InvariantViolation) as refused:
-        with_june_first_off().change(
-            add_days_off=[date(2026, 6, 2)], reason="Notice", actor=ACTOR, recorded_at=V1_AT
-        )
+        with_june_first_off().change(add_days_off=[date(2026, 6, 2)], reason="Notice", actor=ACTOR, recorded_at=V1_AT)
     assert refused.value.field == "recorded_at"
 
 

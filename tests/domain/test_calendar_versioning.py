@@ -22,9 +22,7 @@ from domain.calendar import CALENDAR_ID
 from domain.errors import NotAuthorized
 from tests.conftest import ASSIGNEE, OFFICE, Clock, event_count, local
 
-DAY_OFF = c.ChangeCalendar(
-    add_days_off=[date(2026, 4, 28)], reason="Government notice: Tue 28 April is a day off"
-)
+DAY_OFF = c.ChangeCalendar(add_days_off=[date(2026, 4, 28)], reason="Government notice: Tue 28 April is a day off")
 
 
 def receipt_due(app: TaskLedger, task: UUID) -> str:
@@ -75,9 +73,7 @@ def test_replay_in_a_new_ledger_gives_the_same_due_instants(
 ) -> None:
     _, task_a, task_b = world
 
-    reopened = (
-        make_ledger()
-    )  # same store, nothing cached: every aggregate is replayed from its events
+    reopened = make_ledger()  # same store, nothing cached: every aggregate is replayed from its events
 
     assert reopened.calendars.current.version == 2
     assert receipt_due(reopened, task_a) == "2026-04-28T10:00:00+07:00"

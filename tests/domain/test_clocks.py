@@ -32,9 +32,7 @@ def directive(app: TaskLedger, register: Callable[..., UUID]) -> UUID:
 
 
 @pytest.fixture
-def assign_at(
-    app: TaskLedger, directive: UUID, assign: Callable[..., UUID], clock: Clock
-) -> Callable[..., UUID]:
+def assign_at(app: TaskLedger, directive: UUID, assign: Callable[..., UUID], clock: Clock) -> Callable[..., UUID]:
     def _assign_at(when: datetime, **fields: Any) -> UUID:
         clock.set(when)
         return assign(app, directive, **fields)
@@ -57,9 +55,7 @@ def named(view_clocks: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 # -- registration ------------------------------------------------------------------------------
-def test_registration_is_due_at_the_end_of_working_day_3_after_issue(
-    app: TaskLedger, register: Callable
-) -> None:
+def test_registration_is_due_at_the_end_of_working_day_3_after_issue(app: TaskLedger, register: Callable) -> None:
     # issued Wed 04-22: WD1 Thu 04-23, WD2 Fri 04-24, (Sat, Sun, Mon 04-27 off) WD3 Tue 04-28 -> 17:00
     register(app, "57-NQ/TW", issued_on=date(2026, 4, 22))
     # issued Thu 04-16: WD1 Fri 04-17, WD2 Mon 04-20, WD3 Tue 04-21 -> 17:00; registered Fri 04-24: late
@@ -108,9 +104,7 @@ def test_receipt_is_due_4_working_hours_after_assignment(
     assert clocks(app, task)["receipt_due_at"] == due
 
 
-def test_a_receipt_after_its_due_instant_is_recorded_late(
-    app: TaskLedger, assign_at: Callable, clock: Clock
-) -> None:
+def test_a_receipt_after_its_due_instant_is_recorded_late(app: TaskLedger, assign_at: Callable, clock: Clock) -> None:
     task = assign_at(local(2026, 4, 24, 15))  # receipt due Tue 04-28 10:00
 
     at(app, clock, local(2026, 4, 28, 10), ASSIGNEE, c.ReceiveTask(task_id=task))  # exactly on time
@@ -205,9 +199,7 @@ def test_cadence_1_has_only_a_result_report_3_working_days_after_the_deadline(
 
 
 # -- cadence 2: one to three months --------------------------------------------------------------
-def test_cadence_2_has_a_checkpoint_at_half_the_duration(
-    app: TaskLedger, assign_at: Callable, clock: Clock
-) -> None:
+def test_cadence_2_has_a_checkpoint_at_half_the_duration(app: TaskLedger, assign_at: Callable, clock: Clock) -> None:
     # assigned Fri 04-24 15:00 (08:00 UTC); deadline instant Wed 06-24 17:00 (10:00 UTC)
     # duration = 61 days (04-24 -> 05-24 is 30, -> 06-24 is 31) + 2 h; half = 30 days 13 h
     # c = 05-24 08:00 UTC + 13 h = 05-24 21:00 UTC = Mon 05-25 04:00 local
@@ -308,9 +300,7 @@ def test_cadence_4_without_deadline_is_due_on_the_last_working_day_of_each_perio
     )
 
 
-def test_cadence_4_with_a_deadline_six_months_away_or_more(
-    app: TaskLedger, assign_at: Callable
-) -> None:
+def test_cadence_4_with_a_deadline_six_months_away_or_more(app: TaskLedger, assign_at: Callable) -> None:
     # 04-24 -> 12-31 is more than six months: periodic updates, no checkpoint, no result report clock
     task = assign_at(local(2026, 4, 24, 15), deadline=date(2026, 12, 31))
 
@@ -378,12 +368,8 @@ def status(app: TaskLedger, task: UUID, as_of: datetime | None = None) -> str:
     return app.task_view(task, as_of=as_of)["status"]
 
 
-def test_the_status_of_a_task_completed_late_over_its_life(
-    app: TaskLedger, assign_at: Callable, clock: Clock
-) -> None:
-    task = assign_at(
-        local(2026, 4, 24, 15), deadline=date(2026, 5, 15)
-    )  # deadline instant Fri 05-15 17:00
+def test_the_status_of_a_task_completed_late_over_its_life(app: TaskLedger, assign_at: Callable, clock: Clock) -> None:
+    task = assign_at(local(2026, 4, 24, 15), deadline=date(2026, 5, 15))  # deadline instant Fri 05-15 17:00
     at(app, clock, local(2026, 4, 28, 9), ASSIGNEE, c.ReceiveTask(task_id=task))
     at(
         app,
@@ -411,22 +397,16 @@ def test_the_status_of_a_task_completed_late_over_its_life(
 
     assert status(app, task, local(2026, 4, 24, 16)) == "awaiting_receipt"
     assert status(app, task, local(2026, 4, 28, 12)) == "not_started_on_time"
-    assert (
-        status(app, task, local(2026, 5, 4, 10, 30)) == "not_started_on_time"
-    )  # a draft is not progress
+    assert status(app, task, local(2026, 5, 4, 10, 30)) == "not_started_on_time"  # a draft is not progress
     assert status(app, task, local(2026, 5, 4, 12)) == "in_progress_on_time"
-    assert (
-        status(app, task, local(2026, 5, 15, 17)) == "in_progress_on_time"
-    )  # the deadline instant itself
+    assert status(app, task, local(2026, 5, 15, 17)) == "in_progress_on_time"  # the deadline instant itself
     assert status(app, task, local(2026, 5, 15, 17, 1)) == "in_progress_overdue"
     assert status(app, task, local(2026, 5, 19, 15)) == "completed_late"
     assert status(app, task) == "completed_late"
     assert app.history(task)[-1]["payload"]["late"] is True
 
 
-def test_the_status_of_a_task_never_started(
-    app: TaskLedger, assign_at: Callable, clock: Clock
-) -> None:
+def test_the_status_of_a_task_never_started(app: TaskLedger, assign_at: Callable, clock: Clock) -> None:
     task = assign_at(local(2026, 4, 24, 15), deadline=date(2026, 5, 15))
     at(app, clock, local(2026, 4, 28, 9), ASSIGNEE, c.ReceiveTask(task_id=task))
     clock.set(local(2026, 5, 20, 9))
@@ -451,9 +431,7 @@ def test_the_status_of_an_objected_task(app: TaskLedger, assign_at: Callable, cl
     assert status(app, task) == "objected"
 
 
-def test_the_status_of_a_task_completed_on_time(
-    app: TaskLedger, assign_at: Callable, clock: Clock
-) -> None:
+def test_the_status_of_a_task_completed_on_time(app: TaskLedger, assign_at: Callable, clock: Clock) -> None:
     task = assign_at(local(2026, 4, 24, 15), deadline=date(2026, 5, 15))
     at(app, clock, local(2026, 4, 28, 9), ASSIGNEE, c.ReceiveTask(task_id=task))
     at(

@@ -37,9 +37,7 @@ def key() -> str:
     return new_cipher_key()
 
 
-def classified(
-    symbol: str = "99-NQ/TW", level: str = "confidential", **overrides: object
-) -> c.RegisterDirective:
+def classified(symbol: str = "99-NQ/TW", level: str = "confidential", **overrides: object) -> c.RegisterDirective:
     fields: dict[str, object] = {
         "title": "Secret-Title-XYZ",
         "signer": "Secret-Signer-XYZ",
@@ -50,9 +48,7 @@ def classified(
 
 
 # -- what may not be held at all -------------------------------------------------------------
-def test_an_absolute_secret_directive_is_refused_and_nothing_is_written(
-    app: TaskLedger, signed: Callable
-) -> None:
+def test_an_absolute_secret_directive_is_refused_and_nothing_is_written(app: TaskLedger, signed: Callable) -> None:
     expect_refusal(
         app,
         OFFICE,
@@ -64,15 +60,11 @@ def test_an_absolute_secret_directive_is_refused_and_nothing_is_written(
     # not even with a valid signature, nor in a store encrypted at rest
     sha, bundle = signed(b"absolute secret document")
     command = classified(level="absolute_secret", document_sha256=sha, signature=bundle)
-    expect_refusal(
-        app, OFFICE, command, ConfidentialityViolation, "confidentiality", "nothing was written"
-    )
+    expect_refusal(app, OFFICE, command, ConfidentialityViolation, "confidentiality", "nothing was written")
     assert app.list_directives() == []
 
 
-def test_an_absolute_secret_directive_is_refused_even_with_encryption(
-    make_ledger: Callable, key: str
-) -> None:
+def test_an_absolute_secret_directive_is_refused_even_with_encryption(make_ledger: Callable, key: str) -> None:
     app = make_ledger(cipher_key=key)
 
     expect_refusal(
@@ -97,9 +89,7 @@ def test_an_unsigned_regular_directive_is_refused(app: TaskLedger) -> None:
     )
 
 
-def test_a_regular_directive_whose_document_changed_after_signing_is_refused(
-    app: TaskLedger, signed: Callable
-) -> None:
+def test_a_regular_directive_whose_document_changed_after_signing_is_refused(app: TaskLedger, signed: Callable) -> None:
     _, bundle = signed(b"Resolution 57-NQ/TW, final text")
     tampered_sha, _ = signed(b"Resolution 57-NQ/TW, final text, with one more paragraph")
 
@@ -113,9 +103,7 @@ def test_a_regular_directive_whose_document_changed_after_signing_is_refused(
     )
 
 
-def test_a_regular_directive_signed_under_an_untrusted_root_is_refused(
-    app: TaskLedger, tmp_path: Path
-) -> None:
+def test_a_regular_directive_signed_under_an_untrusted_root_is_refused(app: TaskLedger, tmp_path: Path) -> None:
     stranger = init_dev_pki(tmp_path / "stranger-pki", now=datetime(2026, 1, 1, tzinfo=UTC))
     sha, bundle = sign_with(stranger, b"Resolution 57-NQ/TW")
 
@@ -135,9 +123,7 @@ def test_a_properly_signed_regular_directive_is_registered_with_its_verified_sig
     before = event_count(app)
     sha, bundle = signed(b"Resolution 57-NQ/TW")
 
-    result = app.execute(
-        OFFICE, directive_command(None, "57-NQ/TW", document_sha256=sha, signature=bundle)
-    )
+    result = app.execute(OFFICE, directive_command(None, "57-NQ/TW", document_sha256=sha, signature=bundle))
 
     assert (result.event, result.version, event_count(app)) == ("Registered", 1, before + 1)
     [view] = app.list_directives()
@@ -171,9 +157,7 @@ def test_a_classified_directive_may_not_carry_a_summary(make_ledger: Callable, k
     )
 
 
-def test_a_task_of_a_classified_directive_may_not_carry_content(
-    make_ledger: Callable, key: str
-) -> None:
+def test_a_task_of_a_classified_directive_may_not_carry_content(make_ledger: Callable, key: str) -> None:
     app = make_ledger(cipher_key=key)
     directive = app.execute(OFFICE, classified()).aggregate_id
 
@@ -194,9 +178,7 @@ def test_a_classified_directive_and_task_are_stored_encrypted(
     before = event_count(app)
 
     directive = app.execute(OFFICE, classified()).aggregate_id
-    task = app.execute(
-        OFFICE, assign_command(directive, content=None, assignee="HN-Secret-Unit")
-    ).aggregate_id
+    task = app.execute(OFFICE, assign_command(directive, content=None, assignee="HN-Secret-Unit")).aggregate_id
     app.execute(Actor.parse("assignee:HN-Secret-Unit:binh"), c.ReceiveTask(task_id=task))
 
     assert event_count(app) == before + 3
@@ -218,9 +200,7 @@ def test_a_classified_directive_and_task_are_stored_encrypted(
         assert not any(plaintext in state for state in states), plaintext
 
 
-def test_a_regular_store_without_a_key_holds_plaintext(
-    app: TaskLedger, register: Callable, backend: Backend
-) -> None:
+def test_a_regular_store_without_a_key_holds_plaintext(app: TaskLedger, register: Callable, backend: Backend) -> None:
     # the counterpart of the test above: the raw check does see plaintext when there is some
     register(app, "57-NQ/TW", title="Regular-Title-XYZ")
 

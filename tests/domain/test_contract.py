@@ -126,15 +126,11 @@ def regular_history(app: TaskLedger, clock: Clock, pki: Any) -> dict[str, UUID]:
     )
     d2 = run(
         OFFICE,
-        c.RegisterDirective(
-            symbol="58-NQ/TW", title="Resolution 58", **directive, **signed(pki, b"document 58")
-        ),
+        c.RegisterDirective(symbol="58-NQ/TW", title="Resolution 58", **directive, **signed(pki, b"document 58")),
     )
     run(
         OFFICE,
-        c.AmendDirective(
-            directive_id=d1, changes={"title": "Resolution 57 (amended)"}, reason="typo"
-        ),
+        c.AmendDirective(directive_id=d1, changes={"title": "Resolution 57 (amended)"}, reason="typo"),
     )
     run(OFFICE, c.WithdrawDirective(directive_id=d2, reason="issued in error"))
 
@@ -169,9 +165,7 @@ def regular_history(app: TaskLedger, clock: Clock, pki: Any) -> dict[str, UUID]:
             reason="reclassified",
         ),
     )
-    sub = run(
-        ASSIGNEE, c.AssignSubtask(parent_id=t1, content="Survey the districts", assignee="HNQ1")
-    )
+    sub = run(ASSIGNEE, c.AssignSubtask(parent_id=t1, content="Survey the districts", assignee="HNQ1"))
     run(ASSIGNEE, c.ReportProgress(task_id=t1, percent=40, note="drafting", products="outline"))
     run(APPROVER, c.ReturnProgress(task_id=t1, reason="figures missing"))
     run(ASSIGNEE, c.ReportProgress(task_id=t1, percent=50, note="drafting, with figures"))
@@ -197,16 +191,12 @@ def regular_history(app: TaskLedger, clock: Clock, pki: Any) -> dict[str, UUID]:
     run(OFFICE, c.EvaluateTask(task_id=t1, grade="completed", comment="good work"))
     run(INSPECTOR, c.RaiseFinding(task_id=t1, kind="data_error", description="report 1 misdated"))
 
-    t2 = run(
-        OFFICE, c.AssignTask(directive_id=d1, content="Second task", assignee="DN", monitor="BKT")
-    )
+    t2 = run(OFFICE, c.AssignTask(directive_id=d1, content="Second task", assignee="DN", monitor="BKT"))
     run(OFFICE, c.TransferTask(task_id=t2, to="HCM", reason="competence"))
     run(OFFICE, c.CancelTask(task_id=t2, reason="superseded"))
 
     clock.tick()
-    app.change_calendar(
-        OFFICE, c.ChangeCalendar(add_working_days=[date(2026, 10, 10)], reason="Notice 1/2026")
-    )
+    app.change_calendar(OFFICE, c.ChangeCalendar(add_working_days=[date(2026, 10, 10)], reason="Notice 1/2026"))
     return {"d1": d1, "d2": d2, "t1": t1, "t2": t2, "sub": sub}
 
 
@@ -229,9 +219,7 @@ def confidential_history(app: TaskLedger, clock: Clock) -> dict[str, UUID]:
     )
     run(
         OFFICE,
-        c.AmendDirective(
-            directive_id=d, changes={"signer": "Tran Cam Tu"}, reason="signer corrected"
-        ),
+        c.AmendDirective(directive_id=d, changes={"signer": "Tran Cam Tu"}, reason="signer corrected"),
     )
     t = run(
         OFFICE,
@@ -305,9 +293,7 @@ def test_committed_schema_is_the_generated_one() -> None:
     assert contract.schema_text().endswith("}\n")
 
 
-def test_write_schema_and_cli_give_the_same_bytes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_write_schema_and_cli_give_the_same_bytes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = contract.write_schema(tmp_path / "out" / contract.SCHEMA_FILE)
     assert target.read_bytes() == SCHEMA_PATH.read_bytes()
     assert contract.main([]) == 0
@@ -354,9 +340,7 @@ def test_every_domain_event_class_has_a_public_type() -> None:
     assert contract.public_type("domain.task:Task.FindingRaised") == ("Task", "FindingRaised")
 
 
-@pytest.mark.parametrize(
-    "topic", ["domain.task:Task.Exploded", "domain.task:Task", "", "Task.Received"]
-)
+@pytest.mark.parametrize("topic", ["domain.task:Task.Exploded", "domain.task:Task", "", "Task.Received"])
 def test_unknown_topic_is_refused(topic: str) -> None:
     with pytest.raises(ValueError):
         contract.public_type(topic)
@@ -370,11 +354,7 @@ def test_contract_literals_match_the_domain_enums() -> None:
     pairs = [
         (
             contract.Level,
-            [
-                v
-                for v in values.Confidentiality
-                if v.is_classified or v is values.Confidentiality.REGULAR
-            ],
+            [v for v in values.Confidentiality if v.is_classified or v is values.Confidentiality.REGULAR],
         ),
         (contract.Role, list(Role)),
         (contract.Priority, list(values.Priority)),
@@ -437,23 +417,15 @@ def test_no_stored_attribute_is_silently_left_out(regular: Built) -> None:
 
 def test_task_assigned_message(regular: Built) -> None:
     t1 = regular.ids["t1"]
-    n, state = next(
-        (n, s) for n, s in regular.states if n.originator_id == t1 and n.originator_version == 1
-    )
-    envelope = next(
-        e for e in regular.envelopes if e["aggregate_id"] == str(t1) and e["version"] == 1
-    )
+    n, state = next((n, s) for n, s in regular.states if n.originator_id == t1 and n.originator_version == 1)
+    envelope = next(e for e in regular.envelopes if e["aggregate_id"] == str(t1) and e["version"] == 1)
     assert envelope["event_id"] == str(contract.event_id_for(t1, 1))
     assert envelope["position"] == n.id
     assert envelope["type"] == "TaskAssigned"
     assert envelope["aggregate_type"] == "Task"
     assert envelope["actor"] == {"role": "central_office", "agency": "VPTW", "user": "an"}
     assigned_at = START + timedelta(minutes=30 * 5)  # the fifth command
-    assert (
-        envelope["occurred_at"]
-        == assigned_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        == "2026-04-24T10:30:00Z"
-    )
+    assert envelope["occurred_at"] == assigned_at.strftime("%Y-%m-%dT%H:%M:%SZ") == "2026-04-24T10:30:00Z"
     assert envelope["recorded_at"] == envelope["occurred_at"]
     assert envelope["confidentiality"] == "regular"
     assert envelope["calendar_version"] == 1
@@ -474,9 +446,7 @@ def test_task_assigned_message(regular: Built) -> None:
         "update_every": "month",
         "ad_hoc": False,
     }
-    again = contract.envelope_from_stored(
-        n.topic, state, n.originator_id, n.originator_version, n.id, None
-    )
+    again = contract.envelope_from_stored(n.topic, state, n.originator_id, n.originator_version, n.id, None)
     assert again == envelope
     assert contract.encode(again) == contract.encode(envelope)
     model = contract.EVENT_ADAPTER.validate_python(envelope)
@@ -502,10 +472,7 @@ def test_instants_are_utc_with_z(regular: Built) -> None:
 def test_directive_publishes_the_verified_signer_never_the_bundle(regular: Built) -> None:
     registered = of_type(regular, "DirectiveRegistered")[0]
     _, state = state_of(regular, "domain.directive:Directive.Registered")
-    assert (
-        registered["payload"]["signature_signer"]["subject"]
-        == state["signature"]["signer"]["subject"]
-    )
+    assert registered["payload"]["signature_signer"]["subject"] == state["signature"]["signer"]["subject"]
     assert "signature" not in registered["payload"]
     encoded = contract.encode(registered)
     assert state["signature"]["bundle"]["signature"].encode() not in encoded
@@ -532,9 +499,7 @@ def test_calendar_events(regular: Built) -> None:
 def test_subtask_and_changes(regular: Built) -> None:
     sub = of_type(regular, "SubtaskAssigned")[0]
     assert sub["payload"] == {"subtask_id": str(regular.ids["sub"]), "assignee": "HNQ1"}
-    child = next(
-        e for e in of_type(regular, "TaskAssigned") if e["aggregate_id"] == str(regular.ids["sub"])
-    )
+    child = next(e for e in of_type(regular, "TaskAssigned") if e["aggregate_id"] == str(regular.ids["sub"]))
     assert child["payload"]["parent_id"] == str(regular.ids["t1"])
     resolved = of_type(regular, "ObjectionResolved")[0]
     assert resolved["payload"]["changes"] == {
@@ -545,11 +510,9 @@ def test_subtask_and_changes(regular: Built) -> None:
 
 # -- confidentiality --------------------------------------------------------------------------------------------
 def test_confidential_messages_carry_no_content(confidential: Built) -> None:
-    assert {
-        e["confidentiality"]
-        for e in confidential.envelopes
-        if e["aggregate_type"] != "WorkingCalendar"
-    } == {"confidential"}
+    assert {e["confidentiality"] for e in confidential.envelopes if e["aggregate_type"] != "WorkingCalendar"} == {
+        "confidential"
+    }
     for envelope in confidential.envelopes:
         for name in values.CONTENT_FIELDS:
             assert envelope["payload"].get(name) is None
@@ -589,9 +552,7 @@ def _inject(built: Built, topic: str, **fields: Any) -> tuple[Any, bytes]:
         ("domain.directive:Directive.Amended", {"changes": {"summary": SECRET, "signer": "X"}}),
     ],
 )
-def test_injected_content_is_nulled_for_classified(
-    confidential: Built, topic: str, fields: dict[str, Any]
-) -> None:
+def test_injected_content_is_nulled_for_classified(confidential: Built, topic: str, fields: dict[str, Any]) -> None:
     n, state = _inject(confidential, topic, **fields)
     envelope = contract.envelope_from_stored(
         n.topic, state, n.originator_id, n.originator_version, n.id, "confidential"
@@ -624,29 +585,20 @@ def test_level_is_required_for_non_creation_events(regular: Built) -> None:
     n, state = next((n, s) for n, s in regular.states if n.topic == "domain.task:Task.Received")
     for level in (None, "absolute_secret", "secret"):
         with pytest.raises(ValueError):
-            contract.envelope_from_stored(
-                n.topic, state, n.originator_id, n.originator_version, n.id, level
-            )
+            contract.envelope_from_stored(n.topic, state, n.originator_id, n.originator_version, n.id, level)
 
 
 def test_confidentiality_of() -> None:
+    assert contract.confidentiality_of("domain.task:Task.Assigned", {"confidentiality": "top_secret"}) == "top_secret"
     assert (
-        contract.confidentiality_of("domain.task:Task.Assigned", {"confidentiality": "top_secret"})
-        == "top_secret"
-    )
-    assert (
-        contract.confidentiality_of(
-            "domain.directive:Directive.Registered", {"confidentiality": "regular"}
-        )
+        contract.confidentiality_of("domain.directive:Directive.Registered", {"confidentiality": "regular"})
         == "regular"
     )
     assert contract.confidentiality_of("domain.calendar:WorkingCalendar.Established", {}) is None
     with pytest.raises(ValueError):
         contract.confidentiality_of("domain.task:Task.Received", {})
     with pytest.raises(ValueError):
-        contract.confidentiality_of(
-            "domain.task:Task.Assigned", {"confidentiality": "absolute_secret"}
-        )
+        contract.confidentiality_of("domain.task:Task.Assigned", {"confidentiality": "absolute_secret"})
 
 
 # -- strictness ---------------------------------------------------------------------------------------------------
@@ -654,9 +606,7 @@ def _valid(built: Built, name: str) -> dict[str, Any]:
     return orjson.loads(contract.encode(of_type(built, name)[0]))
 
 
-@pytest.mark.parametrize(
-    "name", ["TaskAssigned", "TaskReceived", "DirectiveRegistered", "CalendarChanged"]
-)
+@pytest.mark.parametrize("name", ["TaskAssigned", "TaskReceived", "DirectiveRegistered", "CalendarChanged"])
 def test_a_stray_field_fails_validation(regular: Built, name: str) -> None:
     envelope = _valid(regular, name)
     contract.EVENT_ADAPTER.validate_python(envelope)
@@ -684,9 +634,7 @@ def test_a_stray_field_fails_validation(regular: Built, name: str) -> None:
         (lambda e: e["actor"].update(role="king"), "unknown role"),
     ],
 )
-def test_invalid_messages_fail(
-    regular: Built, mutate: Callable[[dict[str, Any]], Any], why: str
-) -> None:
+def test_invalid_messages_fail(regular: Built, mutate: Callable[[dict[str, Any]], Any], why: str) -> None:
     envelope = _valid(regular, "TaskAssigned")
     mutate(envelope)
     with pytest.raises(ValidationError):
@@ -724,20 +672,14 @@ def test_transcoder_encodings_are_converted_at_any_depth() -> None:
     assert envelope["aggregate_id"] == "00000000-0000-0000-0000-000000000005"
     state["changes"] = {"x": {"_type_": "pickle", "_data_": "..."}}
     with pytest.raises(ValueError):
-        contract.envelope_from_stored(
-            "domain.task:Task.Adjusted", orjson.dumps(state), UUID(int=5), 2, 9, "regular"
-        )
+        contract.envelope_from_stored("domain.task:Task.Adjusted", orjson.dumps(state), UUID(int=5), 2, 9, "regular")
 
 
-def test_messages_validate_against_the_committed_json_schema(
-    regular: Built, confidential: Built
-) -> None:
+def test_messages_validate_against_the_committed_json_schema(regular: Built, confidential: Built) -> None:
     """Consumers validate with the published file, not with pydantic: both must agree."""
     jsonschema = pytest.importorskip("jsonschema")
     schema = orjson.loads(SCHEMA_PATH.read_bytes())
-    validator = jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     for envelope in regular.envelopes + confidential.envelopes:
         validator.validate(orjson.loads(contract.encode(envelope)))
     bad = orjson.loads(contract.encode(of_type(regular, "TaskReceived")[0]))

@@ -43,9 +43,7 @@ def task(app: TaskLedger, directive: UUID) -> UUID:
     return app.execute(OFFICE, assign_command(directive)).aggregate_id
 
 
-def twice(
-    app: TaskLedger, actor: Actor, command: c.Command
-) -> tuple[CommandResult, CommandResult, int]:
+def twice(app: TaskLedger, actor: Actor, command: c.Command) -> tuple[CommandResult, CommandResult, int]:
     """Execute the same command twice; also return how many events the two calls appended."""
     before = event_count(app)
     first = app.execute(actor, command)
@@ -60,12 +58,8 @@ def test_count_events_counts_the_backend_store(app: TaskLedger, task: UUID) -> N
     assert events_via_connector(app) == 3  # connectors.eventstore.count_events(app)["events"]
 
 
-def test_registering_a_directive_twice_with_one_command_id_appends_once(
-    app: TaskLedger, signed: Callable
-) -> None:
-    first, second, appended = twice(
-        app, OFFICE, directive_command(signed, "57-NQ/TW", command_id="reg-57")
-    )
+def test_registering_a_directive_twice_with_one_command_id_appends_once(app: TaskLedger, signed: Callable) -> None:
+    first, second, appended = twice(app, OFFICE, directive_command(signed, "57-NQ/TW", command_id="reg-57"))
 
     assert appended == 1
     assert (first.duplicate, second.duplicate) == (False, True)
@@ -73,12 +67,8 @@ def test_registering_a_directive_twice_with_one_command_id_appends_once(
     assert len(app.list_directives()) == 1
 
 
-def test_assigning_twice_with_one_command_id_creates_one_task(
-    app: TaskLedger, directive: UUID
-) -> None:
-    first, second, appended = twice(
-        app, OFFICE, assign_command(directive, command_id="assign-hn-1")
-    )
+def test_assigning_twice_with_one_command_id_creates_one_task(app: TaskLedger, directive: UUID) -> None:
+    first, second, appended = twice(app, OFFICE, assign_command(directive, command_id="assign-hn-1"))
 
     assert appended == 1
     assert (first.duplicate, second.duplicate) == (False, True)
@@ -99,17 +89,13 @@ def test_receiving_twice_with_one_command_id_appends_once(app: TaskLedger, task:
     assert types_of(app, task) == ["Assigned", "Received"]
 
 
-def test_reporting_progress_twice_with_one_command_id_appends_once(
-    app: TaskLedger, task: UUID
-) -> None:
+def test_reporting_progress_twice_with_one_command_id_appends_once(app: TaskLedger, task: UUID) -> None:
     app.execute(ASSIGNEE, c.ReceiveTask(task_id=task))
 
     first, second, appended = twice(
         app,
         ASSIGNEE,
-        c.ReportProgress(
-            task_id=task, percent=40, note="two of five districts", command_id="rep-1"
-        ),
+        c.ReportProgress(task_id=task, percent=40, note="two of five districts", command_id="rep-1"),
     )
 
     assert appended == 1
@@ -119,9 +105,7 @@ def test_reporting_progress_twice_with_one_command_id_appends_once(
     assert (view["reports"], view["pending_report"]) == (1, 1)
 
 
-def test_a_retry_after_later_events_still_returns_the_first_version(
-    app: TaskLedger, task: UUID
-) -> None:
+def test_a_retry_after_later_events_still_returns_the_first_version(app: TaskLedger, task: UUID) -> None:
     receive = c.ReceiveTask(task_id=task, command_id="recv-1")
     app.execute(ASSIGNEE, receive)
     app.execute(ASSIGNEE, c.ReportProgress(task_id=task, percent=10, note="n"))
@@ -134,9 +118,7 @@ def test_a_retry_after_later_events_still_returns_the_first_version(
 
 
 @pytest.mark.parametrize("kind", ["register", "assign", "receive", "report"])
-def test_a_retry_returns_the_first_result(
-    app: TaskLedger, signed: Callable, directive: UUID, kind: str
-) -> None:
+def test_a_retry_returns_the_first_result(app: TaskLedger, signed: Callable, directive: UUID, kind: str) -> None:
     """SPEC 2: 'a retry with the same id returns the first result' -- the same result, only flagged."""
     if kind == "register":
         actor, command = OFFICE, directive_command(signed, "59-NQ/TW", command_id="k")
@@ -159,25 +141,19 @@ def test_a_retry_returns_the_first_result(
     assert second == dataclasses.replace(first, duplicate=True)
 
 
-def test_a_command_id_reused_for_another_command_on_the_task_is_a_conflict(
-    app: TaskLedger, task: UUID
-) -> None:
+def test_a_command_id_reused_for_another_command_on_the_task_is_a_conflict(app: TaskLedger, task: UUID) -> None:
     app.execute(ASSIGNEE, c.ReceiveTask(task_id=task, command_id="cmd-7"))
     before, version = event_count(app), app.get_task(task).version
 
     with pytest.raises(Conflict) as caught:
-        app.execute(
-            ASSIGNEE, c.ReportProgress(task_id=task, percent=10, note="n", command_id="cmd-7")
-        )
+        app.execute(ASSIGNEE, c.ReportProgress(task_id=task, percent=10, note="n", command_id="cmd-7"))
 
     assert caught.value.field == "command_id"
     assert "cmd-7 was already used for Received" in caught.value.rule
     assert (event_count(app), app.get_task(task).version) == (before, version)
 
 
-def test_the_assignment_command_id_cannot_be_reused_on_its_task(
-    app: TaskLedger, directive: UUID
-) -> None:
+def test_the_assignment_command_id_cannot_be_reused_on_its_task(app: TaskLedger, directive: UUID) -> None:
     task = app.execute(OFFICE, assign_command(directive, command_id="assign-1")).aggregate_id
     before = event_count(app)
 
@@ -188,9 +164,7 @@ def test_the_assignment_command_id_cannot_be_reused_on_its_task(
     assert "already used for Assigned" in caught.value.rule
 
 
-def test_a_batch_with_a_refused_command_writes_nothing(
-    app: TaskLedger, directive: UUID, signed: Callable
-) -> None:
+def test_a_batch_with_a_refused_command_writes_nothing(app: TaskLedger, directive: UUID, signed: Callable) -> None:
     before = event_count(app)
     batch = [
         (OFFICE, directive_command(signed, "60-NQ/TW")),
@@ -208,18 +182,14 @@ def test_a_batch_with_a_refused_command_writes_nothing(
         "not_authorized",
     )
     assert isinstance(caught.value.cause, NotAuthorized)
-    assert (
-        "command 3 of the batch" in caught.value.rule and "nothing was written" in caught.value.rule
-    )
+    assert "command 3 of the batch" in caught.value.rule and "nothing was written" in caught.value.rule
     assert event_count(app) == before
     assert [d["symbol"] for d in app.list_directives()] == ["57-NQ/TW"]
     with pytest.raises(NotFound):
         app.get_task(task_id_for("b-assign"))
 
 
-def test_a_refused_batch_leaves_no_trace_on_existing_tasks(
-    app: TaskLedger, task: UUID, clock: Clock
-) -> None:
+def test_a_refused_batch_leaves_no_trace_on_existing_tasks(app: TaskLedger, task: UUID, clock: Clock) -> None:
     clock.set(local(2026, 4, 28, 9))
     before = event_count(app)
     batch = [
@@ -246,9 +216,7 @@ def test_a_refused_batch_leaves_no_trace_on_existing_tasks(
 
 
 def test_a_calendar_change_retried_with_its_command_id_appends_once(app: TaskLedger) -> None:
-    change = c.ChangeCalendar(
-        add_days_off=[date(2026, 6, 1)], reason="Government notice", command_id="cal-1"
-    )
+    change = c.ChangeCalendar(add_days_off=[date(2026, 6, 1)], reason="Government notice", command_id="cal-1")
     before = event_count(app)
 
     first = app.change_calendar(OFFICE, change)

@@ -156,14 +156,10 @@ def refusal(excinfo: pytest.ExceptionInfo) -> tuple[str, str]:
 
 
 def test_document_digest_is_the_lowercase_hex_sha256_of_the_bytes() -> None:
-    assert document_digest(b"abc") == (
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    )
+    assert document_digest(b"abc") == ("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
 
 
-def test_a_valid_ecdsa_signature_verifies_and_names_the_signer(
-    root: Issued, signer: Issued
-) -> None:
+def test_a_valid_ecdsa_signature_verifies_and_names_the_signer(root: Issued, signer: Issued) -> None:
     bundle = sign(DOCUMENT, signer.key, [signer])
 
     info = verify_bundle(document_digest(DOCUMENT), bundle, [root.cert], NOW)
@@ -192,17 +188,13 @@ def test_a_signer_under_an_intermediate_ca_verifies_when_the_chain_carries_it(
     intermediate = issue("Issuing CA", issuer=root, ca=True, path_length=0)
     leaf = issue("Tran Thi B", issuer=intermediate)
 
-    info = verify_bundle(
-        document_digest(DOCUMENT), sign(DOCUMENT, leaf.key, [leaf, intermediate]), [root.cert], NOW
-    )
+    info = verify_bundle(document_digest(DOCUMENT), sign(DOCUMENT, leaf.key, [leaf, intermediate]), [root.cert], NOW)
 
     assert info.subject == "CN=Tran Thi B,O=Central Party Office"
     assert info.issuer == "CN=Issuing CA,O=Central Party Office"
 
 
-def test_a_chain_that_ends_with_the_trusted_root_itself_verifies(
-    root: Issued, signer: Issued
-) -> None:
+def test_a_chain_that_ends_with_the_trusted_root_itself_verifies(root: Issued, signer: Issued) -> None:
     bundle = sign(DOCUMENT, signer.key, [signer, root])
 
     info = verify_bundle(document_digest(DOCUMENT), bundle, [root.cert], NOW)
@@ -242,9 +234,7 @@ def test_an_rsa_pkcs1v15_signer_verifies(root: Issued) -> None:
     assert info.subject == "CN=RSA Signer,O=Central Party Office"
 
 
-def test_the_document_digest_is_compared_without_regard_to_hex_case(
-    root: Issued, signer: Issued
-) -> None:
+def test_the_document_digest_is_compared_without_regard_to_hex_case(root: Issued, signer: Issued) -> None:
     bundle = sign(DOCUMENT, signer.key, [signer])
 
     info = verify_bundle(document_digest(DOCUMENT).upper(), bundle, [root.cert], NOW)
@@ -255,9 +245,7 @@ def test_the_document_digest_is_compared_without_regard_to_hex_case(
 # --------------------------------------------------------------------------- refused
 
 
-def test_a_document_changed_by_one_byte_is_refused_naming_the_document(
-    root: Issued, signer: Issued
-) -> None:
+def test_a_document_changed_by_one_byte_is_refused_naming_the_document(root: Issued, signer: Issued) -> None:
     bundle = sign(DOCUMENT, signer.key, [signer])
     tampered = bytes([DOCUMENT[0] ^ 0x01]) + DOCUMENT[1:]
 
@@ -271,9 +259,7 @@ def test_a_document_changed_by_one_byte_is_refused_naming_the_document(
     assert excinfo.value.to_dict()["error"] == "signature"
 
 
-def test_a_bundle_whose_digest_was_rewritten_to_the_new_document_is_refused(
-    root: Issued, signer: Issued
-) -> None:
+def test_a_bundle_whose_digest_was_rewritten_to_the_new_document_is_refused(root: Issued, signer: Issued) -> None:
     bundle = sign(DOCUMENT, signer.key, [signer])
     tampered = DOCUMENT.replace(b"57", b"58")
     bundle["document_sha256"] = document_digest(tampered)
@@ -371,23 +357,17 @@ def test_a_signer_certificate_not_yet_valid_is_refused(root: Issued) -> None:
 
 
 def test_an_expired_trusted_root_is_refused() -> None:
-    old_root = issue(
-        "Old Root CA", ca=True, not_before=NOW - timedelta(days=800), not_after=NOW - timedelta(1)
-    )
+    old_root = issue("Old Root CA", ca=True, not_before=NOW - timedelta(days=800), not_after=NOW - timedelta(1))
     leaf = issue("Nguyen Van A", issuer=old_root)
 
     with pytest.raises(SignatureInvalid) as excinfo:
-        verify_bundle(
-            document_digest(DOCUMENT), sign(DOCUMENT, leaf.key, [leaf]), [old_root.cert], NOW
-        )
+        verify_bundle(document_digest(DOCUMENT), sign(DOCUMENT, leaf.key, [leaf]), [old_root.cert], NOW)
 
     assert excinfo.value.field == "trusted_roots"
     assert excinfo.value.rule.startswith("certificate 'CN=Old Root CA,O=Central Party Office'")
 
 
-def test_a_signature_made_with_another_key_than_the_certificates_is_refused(
-    root: Issued, signer: Issued
-) -> None:
+def test_a_signature_made_with_another_key_than_the_certificates_is_refused(root: Issued, signer: Issued) -> None:
     other_key = ec.generate_private_key(ec.SECP256R1())
     bundle = sign(DOCUMENT, other_key, [signer])
 
@@ -467,10 +447,7 @@ def test_a_signer_certificate_without_digital_signature_key_usage_is_refused(
 
     assert refusal(excinfo) == (
         "signature.certificates[0]",
-        (
-            "signer certificate 'CN=Encryption Only,O=Central Party Office' keyUsage lacks "
-            "digitalSignature"
-        ),
+        ("signer certificate 'CN=Encryption Only,O=Central Party Office' keyUsage lacks digitalSignature"),
     )
 
 
@@ -517,16 +494,11 @@ def test_an_unsupported_algorithm_is_refused(root: Issued, signer: Issued) -> No
 
     assert refusal(excinfo) == (
         "signature.algorithm",
-        (
-            "'dsa-sha1' is not supported; use one of ecdsa-sha256, rsa-pss-sha256, "
-            "rsa-pkcs1v15-sha256"
-        ),
+        ("'dsa-sha1' is not supported; use one of ecdsa-sha256, rsa-pss-sha256, rsa-pkcs1v15-sha256"),
     )
 
 
-def test_an_rsa_algorithm_on_an_ec_signer_certificate_is_refused(
-    root: Issued, signer: Issued
-) -> None:
+def test_an_rsa_algorithm_on_an_ec_signer_certificate_is_refused(root: Issued, signer: Issued) -> None:
     bundle = sign(DOCUMENT, signer.key, [signer])
     bundle["algorithm"] = "rsa-pss-sha256"
 
@@ -535,10 +507,7 @@ def test_an_rsa_algorithm_on_an_ec_signer_certificate_is_refused(
 
     assert refusal(excinfo) == (
         "signature.algorithm",
-        (
-            "rsa-pss-sha256 needs an RSA signer key, the certificate holds "
-            f"{type(signer.cert.public_key()).__name__}"
-        ),
+        (f"rsa-pss-sha256 needs an RSA signer key, the certificate holds {type(signer.cert.public_key()).__name__}"),
     )
 
 

@@ -58,9 +58,7 @@ def received(app: TaskLedger, task: UUID, clock: Clock) -> UUID:
 
 
 def report(app: TaskLedger, task: UUID, percent: int, **kw: Any) -> None:
-    app.execute(
-        ASSIGNEE, c.ReportProgress(task_id=task, percent=percent, note=f"{percent} % done", **kw)
-    )
+    app.execute(ASSIGNEE, c.ReportProgress(task_id=task, percent=percent, note=f"{percent} % done", **kw))
 
 
 def approve(app: TaskLedger, task: UUID) -> None:
@@ -70,16 +68,10 @@ def approve(app: TaskLedger, task: UUID) -> None:
 # -- roles (SPEC 1) ---------------------------------------------------------------------------
 OFFICE_ONLY: dict[str, Callable[[UUID, UUID], c.Command]] = {
     "transfer": lambda t, d: c.TransferTask(task_id=t, to="HP", reason="HP is competent"),
-    "adjust": lambda t, d: c.AdjustTask(
-        task_id=t, changes={"priority": "key"}, reason="now a key task"
-    ),
-    "extend": lambda t, d: c.ExtendDeadline(
-        task_id=t, deadline=date(2026, 6, 5), reason="r", authority="VPTW"
-    ),
+    "adjust": lambda t, d: c.AdjustTask(task_id=t, changes={"priority": "key"}, reason="now a key task"),
+    "extend": lambda t, d: c.ExtendDeadline(task_id=t, deadline=date(2026, 6, 5), reason="r", authority="VPTW"),
     "cancel": lambda t, d: c.CancelTask(task_id=t, reason="no longer needed"),
-    "resolve objections": lambda t, d: c.ResolveObjection(
-        task_id=t, accept=False, reason="content is right"
-    ),
+    "resolve objections": lambda t, d: c.ResolveObjection(task_id=t, accept=False, reason="content is right"),
     "assign": lambda t, d: assign_command(d, assignee="HP"),
 }
 
@@ -91,9 +83,7 @@ def test_only_the_central_office_transfers_adjusts_extends_cancels_resolves_and_
     clock.set(local(2026, 4, 28, 10))
     app.execute(ASSIGNEE, c.ObjectTask(task_id=received, reason="beyond our competence"))
     directive_id = app.get_task(received).directive_id
-    verb = {"extend": "extend deadlines", "resolve objections": "resolve objections"}.get(
-        what, f"{what} tasks"
-    )
+    verb = {"extend": "extend deadlines", "resolve objections": "resolve objections"}.get(what, f"{what} tasks")
 
     error = expect_refusal(
         app,
@@ -186,9 +176,7 @@ def test_the_drafter_may_not_approve_their_own_report(app: TaskLedger, received:
     )
 
 
-def test_a_monitor_of_another_agency_cannot_urge_but_the_own_monitor_can(
-    app: TaskLedger, task: UUID
-) -> None:
+def test_a_monitor_of_another_agency_cannot_urge_but_the_own_monitor_can(app: TaskLedger, task: UUID) -> None:
     expect_refusal(
         app,
         OTHER_MONITOR,
@@ -269,9 +257,7 @@ AFTER_CANCEL: list[tuple[Actor, Callable[[UUID], c.Command]]] = [
     (OFFICE, lambda t: c.TransferTask(task_id=t, to="HP", reason="r")),
     (
         OFFICE,
-        lambda t: c.ExtendDeadline(
-            task_id=t, deadline=date(2026, 6, 5), reason="r", authority="VPTW"
-        ),
+        lambda t: c.ExtendDeadline(task_id=t, deadline=date(2026, 6, 5), reason="r", authority="VPTW"),
     ),
     (OFFICE, lambda t: c.CancelTask(task_id=t, reason="again")),
     (INSPECTOR, lambda t: c.RaiseFinding(task_id=t, kind="violation", description="d")),
@@ -321,17 +307,12 @@ def test_percent_never_decreases_without_a_reason(app: TaskLedger, received: UUI
     report(app, received, 30, reason="part of the plan was rejected by the Politburo")
     approve(app, received)
     assert event_count(app) == before + 2
-    assert (
-        app.history(received)[-2]["payload"]["decrease_reason"]
-        == "part of the plan was rejected by the Politburo"
-    )
+    assert app.history(received)[-2]["payload"]["decrease_reason"] == "part of the plan was rejected by the Politburo"
     assert app.task_view(received)["percent"] == 30
 
 
 @pytest.mark.parametrize("state", ["approved 60 %", "100 % draft not yet approved"])
-def test_completion_needs_an_approved_100_percent_report(
-    app: TaskLedger, received: UUID, state: str
-) -> None:
+def test_completion_needs_an_approved_100_percent_report(app: TaskLedger, received: UUID, state: str) -> None:
     report(app, received, 60)
     approve(app, received)
     if state == "100 % draft not yet approved":
@@ -348,9 +329,7 @@ def test_completion_needs_an_approved_100_percent_report(
     )
 
 
-def test_a_task_with_an_approved_100_percent_report_completes(
-    app: TaskLedger, received: UUID, clock: Clock
-) -> None:
+def test_a_task_with_an_approved_100_percent_report_completes(app: TaskLedger, received: UUID, clock: Clock) -> None:
     report(app, received, 100)
     approve(app, received)
     clock.set(local(2026, 4, 28, 11))
@@ -436,9 +415,7 @@ def test_an_objection_after_8_working_hours_is_recorded_and_flagged_late(
     assert view["clocks"]["objection_due_at"] == "2026-04-29T09:00:00+07:00"
 
 
-def test_an_objection_within_8_working_hours_is_not_late(
-    app: TaskLedger, received: UUID, clock: Clock
-) -> None:
+def test_an_objection_within_8_working_hours_is_not_late(app: TaskLedger, received: UUID, clock: Clock) -> None:
     clock.set(local(2026, 4, 29, 8, 59))  # one minute before the window closes
 
     app.execute(ASSIGNEE, c.ObjectTask(task_id=received, reason="beyond our competence"))
@@ -446,16 +423,12 @@ def test_an_objection_within_8_working_hours_is_not_late(
     assert app.history(received)[-1]["payload"]["late"] is False
 
 
-def test_an_extension_must_be_later_than_the_current_deadline(
-    app: TaskLedger, received: UUID
-) -> None:
+def test_an_extension_must_be_later_than_the_current_deadline(app: TaskLedger, received: UUID) -> None:
     for day in (date(2026, 5, 15), date(2026, 5, 14)):
         expect_refusal(
             app,
             OFFICE,
-            c.ExtendDeadline(
-                task_id=received, deadline=day, reason="r", authority="Standing member"
-            ),
+            c.ExtendDeadline(task_id=received, deadline=day, reason="r", authority="Standing member"),
             ValidationError,
             "deadline",
             "must be later than the current deadline 2026-05-15",
@@ -463,16 +436,12 @@ def test_an_extension_must_be_later_than_the_current_deadline(
         )
 
 
-def test_an_extension_keeps_the_original_deadline(
-    app: TaskLedger, received: UUID, clock: Clock
-) -> None:
+def test_an_extension_keeps_the_original_deadline(app: TaskLedger, received: UUID, clock: Clock) -> None:
     before = event_count(app)
     for new in (date(2026, 6, 5), date(2026, 6, 12)):
         app.execute(
             OFFICE,
-            c.ExtendDeadline(
-                task_id=received, deadline=new, reason="flood", authority="Standing member"
-            ),
+            c.ExtendDeadline(task_id=received, deadline=new, reason="flood", authority="Standing member"),
         )
 
     assert event_count(app) == before + 2
@@ -511,9 +480,7 @@ def test_occurred_at_in_the_future_is_refused(app: TaskLedger, task: UUID, clock
     )
 
 
-def test_occurred_at_before_the_previous_event_is_refused(
-    app: TaskLedger, task: UUID, clock: Clock
-) -> None:
+def test_occurred_at_before_the_previous_event_is_refused(app: TaskLedger, task: UUID, clock: Clock) -> None:
     clock.set(local(2026, 4, 28, 9))
     expect_refusal(
         app,
@@ -540,9 +507,7 @@ def test_a_transfer_restarts_the_receipt_clock_for_the_new_agency(
     clock.set(local(2026, 4, 28, 14))  # Tue
     before = event_count(app)
 
-    app.execute(
-        OFFICE, c.TransferTask(task_id=received, to="HP", reason="HP is the competent committee")
-    )
+    app.execute(OFFICE, c.TransferTask(task_id=received, to="HP", reason="HP is the competent committee"))
 
     assert event_count(app) == before + 1
     assert app.history(received)[-1]["payload"] == {
@@ -569,15 +534,11 @@ def test_a_transfer_restarts_the_receipt_clock_for_the_new_agency(
 
 # -- sub-assignment (Art. 6.2.c, 8.2) ----------------------------------------------------------
 def subtask(app: TaskLedger, parent: UUID, assignee: str, deadline: date | None = None) -> UUID:
-    command = c.AssignSubtask(
-        parent_id=parent, content=f"part for {assignee}", assignee=assignee, deadline=deadline
-    )
+    command = c.AssignSubtask(parent_id=parent, content=f"part for {assignee}", assignee=assignee, deadline=deadline)
     return app.execute(ASSIGNEE, command).aggregate_id
 
 
-def test_an_assignee_sub_assigns_to_a_subordinate_unit(
-    app: TaskLedger, received: UUID, clock: Clock
-) -> None:
+def test_an_assignee_sub_assigns_to_a_subordinate_unit(app: TaskLedger, received: UUID, clock: Clock) -> None:
     clock.set(local(2026, 4, 28, 10))
     before = event_count(app)
 
@@ -603,9 +564,7 @@ def test_an_assignee_sub_assigns_to_a_subordinate_unit(
 
 
 def test_a_subtask_may_not_end_after_its_parent(app: TaskLedger, received: UUID) -> None:
-    command = c.AssignSubtask(
-        parent_id=received, content="part", assignee="HN-DA", deadline=date(2026, 5, 18)
-    )
+    command = c.AssignSubtask(parent_id=received, content="part", assignee="HN-DA", deadline=date(2026, 5, 18))
 
     expect_refusal(
         app,
@@ -632,23 +591,17 @@ def test_only_the_parent_assignee_sub_assigns(app: TaskLedger, received: UUID) -
     )
 
 
-def test_the_parent_view_rolls_up_its_subtasks(
-    app: TaskLedger, received: UUID, clock: Clock
-) -> None:
+def test_the_parent_view_rolls_up_its_subtasks(app: TaskLedger, received: UUID, clock: Clock) -> None:
     clock.set(local(2026, 4, 28, 10))
     first, second = subtask(app, received, "HN-DA"), subtask(app, received, "HN-SS")
     clock.set(local(2026, 4, 28, 11))
     app.execute(Actor.parse("assignee:HN-DA:lan"), c.ReceiveTask(task_id=first))
-    app.execute(
-        Actor.parse("assignee:HN-DA:lan"), c.ReportProgress(task_id=first, percent=50, note="half")
-    )
+    app.execute(Actor.parse("assignee:HN-DA:lan"), c.ReportProgress(task_id=first, percent=50, note="half"))
     app.execute(Actor.parse("approver:HN-DA:tuan"), c.ApproveProgress(task_id=first))
 
     parent = app.task_view(received)
 
-    assert [
-        (s["task_id"], s["assignee"], s["status"], s["percent"]) for s in parent["subtasks"]
-    ] == [
+    assert [(s["task_id"], s["assignee"], s["status"], s["percent"]) for s in parent["subtasks"]] == [
         (str(first), "HN-DA", "in_progress_on_time", 50),
         (str(second), "HN-SS", "awaiting_receipt", 0),
     ]
@@ -663,14 +616,10 @@ def test_the_rollup_as_of_a_past_instant_shows_the_subtasks_as_they_were(
     child = subtask(app, received, "HN-DA")
     clock.set(local(2026, 4, 29, 9))
     app.execute(Actor.parse("assignee:HN-DA:lan"), c.ReceiveTask(task_id=child))
-    app.execute(
-        Actor.parse("assignee:HN-DA:lan"), c.ReportProgress(task_id=child, percent=80, note="most")
-    )
+    app.execute(Actor.parse("assignee:HN-DA:lan"), c.ReportProgress(task_id=child, percent=80, note="most"))
     app.execute(Actor.parse("approver:HN-DA:tuan"), c.ApproveProgress(task_id=child))
 
-    then = app.task_view(
-        received, as_of=local(2026, 4, 28, 12)
-    )  # before the child was even received
+    then = app.task_view(received, as_of=local(2026, 4, 28, 12))  # before the child was even received
 
     assert then["subtasks"] == [
         {"task_id": str(child), "assignee": "HN-DA", "status": "awaiting_receipt", "percent": 0}
@@ -681,9 +630,7 @@ def test_the_rollup_as_of_a_past_instant_shows_the_subtasks_as_they_were(
 # -- directives --------------------------------------------------------------------------------
 def test_a_withdrawn_directive_takes_no_new_tasks(app: TaskLedger, task: UUID) -> None:
     directive_id = app.get_task(task).directive_id
-    app.execute(
-        OFFICE, c.WithdrawDirective(directive_id=directive_id, reason="replaced by 58-NQ/TW")
-    )
+    app.execute(OFFICE, c.WithdrawDirective(directive_id=directive_id, reason="replaced by 58-NQ/TW"))
 
     expect_refusal(
         app,
@@ -702,9 +649,7 @@ def test_a_directive_symbol_is_registered_once(
 ) -> None:
     register(app, "57-NQ/TW")
 
-    expect_refusal(
-        app, OFFICE, directive_command(signed, symbol), Conflict, "symbol", "is already registered"
-    )
+    expect_refusal(app, OFFICE, directive_command(signed, symbol), Conflict, "symbol", "is already registered")
     assert len(app.list_directives()) == 1
 
 
