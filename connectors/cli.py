@@ -35,10 +35,6 @@ app.add_typer(directive_app, name="directive")
 app.add_typer(task_app, name="task")
 app.add_typer(calendar_app, name="calendar")
 
-from connectors.audit_cli import audit_app, register_commands  # noqa: E402
-
-register_commands()
-app.add_typer(audit_app, name="audit")
 
 out = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -104,6 +100,46 @@ def instant(text: str | None, field: str = "at") -> datetime | None:
     if value.tzinfo is None:
         raise ValidationError(field, "must carry a time zone offset, e.g. 2026-04-24T15:00+07:00")
     return value
+
+
+def reader_clearance(ledger: Any, actor: str | None) -> tuple[Actor, Any] | None:
+    """Auditors and inspectors read only up to their recorded clearance (SPEC 6); None = unrestricted."""
+    from connectors.audit_timeline import reader_level
+    from domain.actors import Role
+
+    text = actor or _settings().actor
+    if not text:
+        return None
+    reader = Actor.parse(text)
+    if reader.role not in (Role.AUDITOR, Role.INSPECTOR):
+        return None
+    return reader, reader_level(ledger, reader)
+
+
+def check_clearance(ledger: Any, actor: str | None, level: str, record_id: str) -> None:
+    from domain.clearance import require_clearance
+    from domain.values import Confidentiality
+
+    cleared = reader_clearance(ledger, actor)
+    if cleared is not None:
+        require_clearance(cleared[0], cleared[1], Confidentiality(level), record_id)
+
+
+def within_clearance(ledger: Any, actor: str | None, rows: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+    """Keep the rows the reader is cleared for; say explicitly how many were withheld."""
+    from domain.clearance import may_read
+    from domain.values import Confidentiality
+
+    cleared = reader_clearance(ledger, actor)
+    if cleared is None:
+        return rows
+    kept = [r for r in rows if may_read(cleared[1], Confidentiality(r["confidentiality"]))]
+    if len(kept) < len(rows):
+        print(
+            f"withheld: {len(rows) - len(kept)} {what} above the clearance of {cleared[0]} ({cleared[1].value})",
+            file=sys.stderr,
+        )
+    return kept
 
 
 def uuid_of(text: str, field: str) -> UUID:
@@ -225,20 +261,22 @@ def directive_register(
 
 @directive_app.command("show")
 @guarded
-def directive_show(directive: str, as_json: JsonOpt = False) -> None:
+def directive_show(directive: str, actor: ActorOpt = None, as_json: JsonOpt = False) -> None:
     """Show a directive by id or symbol."""
     from domain import views
 
     ledger = _ledger()
     d = ledger.get_directive(directive_ref(directive))
+    check_clearance(ledger, actor, d.confidentiality, f"directive {d.id}")
     emit(views.directive_view(d, ledger.calendars), as_json)
 
 
 @directive_app.command("list")
 @guarded
-def directive_list(as_json: JsonOpt = False) -> None:
+def directive_list(actor: ActorOpt = None, as_json: JsonOpt = False) -> None:
     """List directives with their task counts."""
-    rows = _ledger().list_directives()
+    ledger = _ledger()
+    rows = within_clearance(ledger, actor, ledger.list_directives(), "directives")
     table = Table("symbol", "title", "issued_on", "confidentiality", "tasks", "registered late", "id")
     for r in rows:
         table.add_row(
@@ -665,10 +703,15 @@ CLOCK_FIELDS = (
 @task_app.command("show")
 @guarded
 def task_show(
-    task_id: TaskId, as_of: Annotated[str | None, typer.Option("--as-of")] = None, as_json: JsonOpt = False
+    task_id: TaskId,
+    as_of: Annotated[str | None, typer.Option("--as-of")] = None,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """A task's state, derived status and every clock (as of an instant, by business time)."""
-    view = _ledger().task_view(uuid_of(task_id, "task_id"), instant(as_of, "as_of"))
+    ledger = _ledger()
+    view = ledger.task_view(uuid_of(task_id, "task_id"), instant(as_of, "as_of"))
+    check_clearance(ledger, actor, view["confidentiality"], f"task {view['task_id']}")
     table = Table("field", "value", show_header=False)
     for key in (
         "task_id",
@@ -692,9 +735,12 @@ def task_show(
 
 @task_app.command("history")
 @guarded
-def task_history(task_id: TaskId, as_json: JsonOpt = False) -> None:
+def task_history(task_id: TaskId, actor: ActorOpt = None, as_json: JsonOpt = False) -> None:
     """Every recorded fact of a task: actor, business and recorded time, payload."""
-    events = _ledger().history(uuid_of(task_id, "task_id"))
+    ledger = _ledger()
+    task = ledger.get_task(uuid_of(task_id, "task_id"))
+    check_clearance(ledger, actor, task.confidentiality, f"task {task.id}")
+    events = ledger.history(task.id)
     table = Table("v", "event", "actor", "occurred_at", "recorded_at")
     for e in events:
         a = e["actor"] or {}
@@ -715,10 +761,12 @@ def task_list(
     status: str | None = None,
     directive: Annotated[str | None, typer.Option(help="id or symbol")] = None,
     limit: Annotated[int, typer.Option(help="rows shown in the human table")] = 50,
+    actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List tasks with their derived status (filters: assignee, status, directive)."""
-    rows = _ledger().list_tasks()
+    ledger = _ledger()
+    rows = within_clearance(ledger, actor, ledger.list_tasks(), "tasks")
     if assignee:
         rows = [r for r in rows if r["assignee"] == assignee]
     if status:
@@ -910,6 +958,12 @@ def up(
 
     summary = run_stack(_settings(), until_caught_up=until_caught_up)
     emit(summary, as_json, "stack stopped: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+from connectors.audit_cli import audit_app, register_commands  # noqa: E402  (modules import the helpers above)
+
+register_commands()
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:

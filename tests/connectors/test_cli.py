@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -13,13 +14,16 @@ import pytest
 CLOCK = "2026-12-01T03:00:00+00:00"  # Tue 1 Dec 2026, 10:00 local
 
 
+EXTRA_ENV: dict[str, str] = {}
+
+
 def tl(
     home: Path, *args: str, actor: str | None = "central_office:VPTW:an", ok: bool = True
 ) -> subprocess.CompletedProcess[str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("TASKLEDGER_", "PERSISTENCE_", "POSTGRES_", "SQLITE_"))
     }
-    env.update(TASKLEDGER_HOME=str(home), TASKLEDGER_CLOCK=CLOCK)
+    env.update(TASKLEDGER_HOME=str(home), TASKLEDGER_CLOCK=CLOCK, **EXTRA_ENV)
     if actor:
         env["TASKLEDGER_ACTOR"] = actor
     proc = subprocess.run(
@@ -185,3 +189,64 @@ def test_demo_loads_a_year_through_the_commands_and_twice_appends_nothing(home: 
     assert stats(home) == counts
     overdue = json.loads(tl(home, "task", "list", "--status", "in_progress_overdue", "--json").stdout)
     assert overdue and all(r["status"] == "in_progress_overdue" for r in overdue)
+
+
+def test_an_auditor_reads_only_up_to_its_clearance(tmp_path: Path) -> None:
+    EXTRA_ENV["TASKLEDGER_CIPHER_KEY"] = base64.b64encode(b"k" * 32).decode()  # a store encrypted at rest
+    try:
+        home = tmp_path / "home"
+        tl(home, "pki", "init")
+        register(home, tmp_path)
+        tl(
+            home,
+            "directive",
+            "register",
+            "--symbol",
+            "02-NQ/TW-M",
+            "--title",
+            "Mật",
+            "--issued-on",
+            "2026-11-27",
+            "--signer",
+            "Tổng Bí thư",
+            "--issuing-body",
+            "Bộ Chính trị",
+            "--presenting-body",
+            "VPTW",
+            "--confidentiality",
+            "confidential",
+        )
+        open_task = json.loads(
+            tl(
+                home,
+                "task",
+                "assign",
+                "--directive",
+                "57-NQ/TW",
+                "--content",
+                "x",
+                "--assignee",
+                "HANOI",
+                "--monitor",
+                "BKT",
+                "--json",
+            ).stdout
+        )["aggregate_id"]
+        secret = json.loads(
+            tl(
+                home, "task", "assign", "--directive", "02-NQ/TW-M", "--assignee", "HANOI", "--monitor", "BKT", "--json"
+            ).stdout
+        )["aggregate_id"]
+        auditor = "auditor:KTTW:lan"
+        listed = tl(home, "task", "list", "--json", actor=auditor)
+        assert [r["task_id"] for r in json.loads(listed.stdout)] == [open_task]
+        assert "withheld: 1 tasks above the clearance of auditor:KTTW:lan (regular)" in listed.stderr
+        refused = tl(home, "task", "show", secret, "--json", actor=auditor, ok=False)
+        assert refused.returncode == 2
+        assert f"clearance: task {secret} is confidential; KTTW:lan is cleared for regular only" in refused.stderr
+        tl(home, "audit", "grant", "lan", "--agency", "KTTW", "--level", "confidential")
+        shown = json.loads(tl(home, "task", "show", secret, "--json", actor=auditor).stdout)
+        assert shown["task_id"] == secret and shown["content"] is None
+        assert len(json.loads(tl(home, "task", "list", "--json", actor=auditor).stdout)) == 2
+    finally:
+        EXTRA_ENV.clear()
