@@ -29,11 +29,13 @@ app = typer.Typer(
 pki_app = typer.Typer(help="Dev PKI: a CA and a signer for this home only.", no_args_is_help=True)
 directive_app = typer.Typer(help="Directives: register, show, list, amend, withdraw.", no_args_is_help=True)
 task_app = typer.Typer(help="Tasks: assign and every lifecycle event; show, history, list.", no_args_is_help=True)
+projections_app = typer.Typer(help="ClickHouse projections: schema migrations.", no_args_is_help=True)
 calendar_app = typer.Typer(help="The working-time calendar and its recorded changes.", no_args_is_help=True)
 app.add_typer(pki_app, name="pki")
 app.add_typer(directive_app, name="directive")
 app.add_typer(task_app, name="task")
 app.add_typer(calendar_app, name="calendar")
+app.add_typer(projections_app, name="projections")
 
 
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -862,6 +864,22 @@ def demo(
 
     summary = load_demo(_ledger(), _settings(), tasks=tasks, seed=seed, progress=not as_json)
     emit(summary, as_json, "demo loaded: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+@projections_app.command("migrate")
+@guarded
+def projections_migrate(as_json: JsonOpt = False) -> None:
+    """Apply the missing ClickHouse migrations (idempotent)."""
+    from contextlib import closing
+
+    from connectors.clickhouse import clickhouse_url, connect, migrate, parse_url
+
+    url = clickhouse_url(_settings())
+    with closing(connect(url)) as client:
+        applied = migrate(client)
+    where = parse_url(url).redacted
+    human = f"{where}: " + (f"applied {', '.join(applied)}" if applied else "up to date")
+    emit({"url": where, "applied": applied}, as_json, human)
 
 
 # -- broker, relay, subscribe ---------------------------------------------------------------

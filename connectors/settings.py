@@ -40,6 +40,10 @@ class Settings(BaseSettings):
         validation_alias="PERSISTENCE_MODULE",
         description="when set (and no database_url), eventsourcing's own variables configure the store",
     )
+    clickhouse_url: str | None = Field(
+        None,
+        description="chdb://<dir> (default chdb://$TASKLEDGER_HOME/olap) or http(s)://user:pw@host:port/db",
+    )
     actor: str | None = Field(None, description="default --actor ROLE:AGENCY:USER")
     clock: str | None = Field(None, description="fixed or accelerated clock: ISO instant[@speed]")
 
