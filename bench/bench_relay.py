@@ -26,9 +26,11 @@ store (SQLite: a temporary file; PostgreSQL: a new schema, dropped at the end):
           (tracking insert) and ``ensure_broker`` calls are timed with ``time.perf_counter``.
 5. variants of the relay (bench subclasses; connectors/relay.py is not changed) that test what
           would make it faster, and a cProfile of the relay when the ratio misses 50 % (``--profile``).
-6. lag    the relay follows the store in a background thread (``idle_sleep_s`` 0.05, the default,
-          then 0.01); a group-less consumer assigned to every partition at the end records when
-          each event_id arrives; ``TaskLedger.execute`` runs single commands at a steady rate
+6. lag    the relay follows the store in a background thread; a group-less consumer assigned to
+          every partition at the true end records when each event_id arrives (``--lag-runs``:
+          the relay's ``idle_sleep_s`` 0.05, the default, and 0.01, without the periodic broker
+          check, and the consumer's ``fetch_max_wait_ms`` 10 and 500, kafka-python's default);
+          ``TaskLedger.execute`` runs single commands at a steady rate
           (``--lag-rate`` per s for ``--lag-seconds``), each timed (perf_counter) before the call;
           lag = arrival - submission, keyed by ``event_id_for(aggregate_id, version)``.
 
@@ -74,7 +76,7 @@ from connectors.settings import Settings
 from domain import commands as c
 from domain.actors import Actor
 from domain.application import TaskLedger
-from domain.contract import EVENTS_TOPIC, event_id_for
+from domain.contract import EVENTS_TOPIC, STORED_TOPICS, event_id_for
 from domain.events import task_id_for
 from domain.signatures import document_digest
 from domain.values import Confidentiality
@@ -142,10 +144,14 @@ def fresh_store(backend: str, workdir: Path, database_url: str) -> Iterator[dict
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
-def stored_count(app: TaskLedger) -> int:
+def stored_counts(app: TaskLedger) -> tuple[int, int]:
+    """(stored events, of which public: the ones the relay publishes, topic in STORED_TOPICS)."""
     table, _ = events_table(app)
-    row = query(app, f"SELECT COUNT(*) AS n FROM {table}")[0]
-    return int(row["n"] if isinstance(row, dict) else row[0])
+    topics = ", ".join(f"'{t}'" for t in sorted(STORED_TOPICS))
+    rows = query(app, f"SELECT COUNT(*) AS n, SUM(CASE WHEN topic IN ({topics}) THEN 1 ELSE 0 END) AS p FROM {table}")
+    row = rows[0]
+    total, public = (row["n"], row["p"]) if isinstance(row, dict) else (row[0], row[1])
+    return int(total), int(public or 0)
 
 
 # --------------------------------------------------------------------------------- workload
@@ -358,8 +364,9 @@ class NoFlushWaitRelay(Relay):
                     break
                 time.sleep(idle_sleep_s)
                 continue
+            public = [n for n in notifications if n.topic in STORED_TOPICS]  # as Relay.publish
             futures = [self.producer.send(EVENTS_TOPIC, key=key, value=value)
-                       for key, value in map(self.message, notifications)]
+                       for key, value in map(self.message, public)]
             cursor = notifications[-1].id
             self.inflight.append((cursor, futures))
             self.stats.published += len(notifications)
@@ -382,39 +389,6 @@ class NoFlushWaitRelay(Relay):
             self._record(done_upto)
             position = done_upto
         return position
-
-
-class CachedPartitionRelay(Relay):
-    """The partition is chosen by the relay: kafka-python's DefaultPartitioner (murmur2 of the key over
-    the topic's sorted partitions), computed once per aggregate and cached, then passed to ``send``.
-    Same partition for every key as the default (checked in the bench), so per-aggregate order holds."""
-
-    CACHE_LIMIT = 200_000
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._partition_of: dict[bytes, int] = {}
-        self._partition_ids: list[int] = []
-
-    def partition(self, key: bytes) -> int:
-        part = self._partition_of.get(key)
-        if part is None:
-            if not self._partition_ids:
-                self._partition_ids = sorted(self.producer.partitions_for(EVENTS_TOPIC))
-            if len(self._partition_of) >= self.CACHE_LIMIT:
-                self._partition_of.clear()
-            ids = self._partition_ids
-            part = self._partition_of[key] = ids[(murmur2(key) & 0x7FFFFFFF) % len(ids)]
-        return part
-
-    def publish(self, notifications: list[Notification]) -> None:
-        send, partition = self.producer.send, self.partition
-        futures = [send(EVENTS_TOPIC, key=key, value=value, partition=partition(key))
-                   for key, value in map(self.message, notifications)]
-        self.producer.flush()
-        failed = [f for f in futures if f.failed()]
-        if failed:
-            raise RelayError(f"the broker did not acknowledge {len(failed)} of {len(futures)} events")
 
 
 class CachedMurmur2Partitioner(DefaultPartitioner):
@@ -545,15 +519,28 @@ def raw_send(bootstrap: str, variant: str, messages: list[tuple[bytes, bytes]]) 
     return seconds, len(futures)
 
 
+class _Cluster:
+    """The one ClusterMetadata call the partitioner makes."""
+
+    def __init__(self, partitions: int) -> None:
+        self.ids = set(range(partitions))
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return self.ids
+
+
 def relay_bytes(bootstrap: str, expected: int) -> list[tuple[bytes, bytes]]:
     """What the relay put on the topic, in its send order (by position): (key, value). Also checks that
     the partition of every record is the one ``CachedPartitionRelay`` computes for its key."""
     records = k.read_all(bootstrap, EVENTS_TOPIC, timeout_s=300)
+    cached, cluster = CachedMurmur2Partitioner(), _Cluster(PARTITIONS)
     by_position: dict[int, tuple[bytes, bytes]] = {}
     for r in records:
         by_position.setdefault(orjson.loads(r.value)["position"], (r.key, r.value))
-        if (murmur2(r.key) & 0x7FFFFFFF) % PARTITIONS != r.partition:
-            raise SystemExit(f"record {r.key!r} is in partition {r.partition}, not where murmur2 puts it")
+        if cached.partition(EVENTS_TOPIC, r.key, r.key, None, r.value, cluster) != r.partition or (
+            (murmur2(r.key) & 0x7FFFFFFF) % PARTITIONS != r.partition
+        ):
+            raise SystemExit(f"record {r.key!r} is in partition {r.partition}; the cached partitioners disagree")
     if len(by_position) != expected:
         raise SystemExit(f"the topic holds {len(by_position)} distinct positions, the store {expected}")
     return [by_position[p] for p in sorted(by_position)]
@@ -651,9 +638,16 @@ def measure_lag(app: TaskLedger, directive_id: UUID, bootstrap: str, *, idle_sle
     # the default name: resumes at the position recorded so far
     relay = LagRelay(app, bootstrap, check_every_s=check_every_s)
     relay_ready = threading.Event()
-    relay_thread = threading.Thread(
-        target=relay.run, kwargs={"idle_sleep_s": idle_sleep_s, "on_progress": lambda _s: relay_ready.set()},
-        name="bench-relay", daemon=True)
+    relay_cpu: list[float] = []
+
+    def follow() -> None:
+        cpu0, wall0 = time.thread_time(), time.perf_counter()
+        try:
+            relay.run(idle_sleep_s=idle_sleep_s, on_progress=lambda _s: relay_ready.set())
+        finally:
+            relay_cpu.extend((time.thread_time() - cpu0, time.perf_counter() - wall0))
+
+    relay_thread = threading.Thread(target=follow, name="bench-relay", daemon=True)
     relay_thread.start()
     if not (consumer_ready.wait(30) and relay_ready.wait(30)):
         raise SystemExit("lag: the relay or the consumer did not start within 30 s")
@@ -715,6 +709,7 @@ def measure_lag(app: TaskLedger, directive_id: UUID, bootstrap: str, *, idle_sle
             "ack_to_consumer": percentiles(to_consumer),
         },
         "consumer_fetch_max_wait_ms": fetch_max_wait_ms,
+        "relay_thread_cpu_percent": round(relay_cpu[0] / relay_cpu[1] * 100, 1) if len(relay_cpu) == 2 else None,
         "relay_broker_checks_ms": [round(x, 1) for x in relay.checks],
         "of_which_broker_holds_ms": [round(x, 1) for x in relay.holds],
         "of_which_count_ms": [round(x, 1) for x in relay.counts],
@@ -722,7 +717,7 @@ def measure_lag(app: TaskLedger, directive_id: UUID, bootstrap: str, *, idle_sle
 
 
 # ------------------------------------------------------------------------------------- main
-def profile_relay(app: TaskLedger, bootstrap: str, workdir: Path, backend: str) -> dict[str, Any]:
+def profile_relay(app: TaskLedger, bootstrap: str, backend: str) -> dict[str, Any]:
     """cProfile one relay run (main thread only: kafka-python's sender thread is not in it)."""
     prof = cProfile.Profile()
     _relay, seconds, published = run_relay(app, bootstrap, "relay:bench-profile", profile=prof)
@@ -749,7 +744,9 @@ def table(result: dict[str, Any]) -> str:
     lines: list[str] = []
     add = lines.append
     r = result
-    add(f"\nrelay bench — backend {r['backend']}, {r['events_stored']:,} events stored, broker tansu on "
+    add(f"\nrelay bench — backend {r['backend']}, {r['events_stored']:,} events stored "
+        f"({r['events_public']:,} public; topic after the first run: {r['topic_messages_after_first_run']:,}), "
+        f"broker tansu on "
         f"{r['broker']}, {r['repeat']} round(s)")
     add(f"load (execute_batch, not timed for the relay): {fmt_rate(r['load']['events_per_s'])} ev/s "
         f"in {r['load']['seconds']} s")
@@ -783,13 +780,14 @@ def table(result: dict[str, Any]) -> str:
         add("")
         add("lag command -> consumer (ms; from just before app.execute to the consumer's poll returning it):")
         add(f"  {'idle/fetch_wait/check':<21} {'rate/s':>7} {'recv':>6} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}"
-            f"   (from commit p50/p99)   execute p50")
+            f"   (from commit p50/p99)   execute p50   relay thread CPU")
         for lag in r["lag"]:
             s, cm = lag["lag_ms_from_submit"], lag["lag_ms_from_commit"]
             add(f"  {lag_label(lag):<21} "
                 f"{lag['rate_achieved_per_s']:7.1f} {lag['received']:>6} "
                 f"{s['p50']:7.1f} {s['p95']:7.1f} {s['p99']:7.1f} {s['max']:7.1f}"
-                f"   ({cm['p50']:.1f} / {cm['p99']:.1f})            {lag['execute_ms']['p50']:.2f}")
+                f"   ({cm['p50']:.1f} / {cm['p99']:.1f})            {lag['execute_ms']['p50']:.2f}"
+                f"          {lag['relay_thread_cpu_percent']} %")
         add("  split, p50 / p99 (ms):    commit -> relay select | select -> broker ack | ack -> consumer")
         for lag in r["lag"]:
             sp = lag["split_ms"]
@@ -874,7 +872,7 @@ def bench(app: TaskLedger, directive: UUID, bootstrap: str, store_info: dict[str
     app.repository.cache.clear()  # type: ignore[union-attr]
     app = reopen()
     gc.collect()
-    count = stored_count(app)
+    count, public = stored_counts(app)
     head = app.recorder.max_notification_id() or 0
 
     # topics exist before anything is timed (the relay would create its own in its first run)
@@ -884,16 +882,17 @@ def bench(app: TaskLedger, directive: UUID, bootstrap: str, store_info: dict[str
     # 2-4: rounds of relay vs raw, interleaved
     rates: dict[str, list[float]] = {"relay": [], **{v: [] for v in RAW_VARIANTS}}
     messages: list[tuple[bytes, bytes]] = []
+    on_topic_first = 0
     for rnd in range(args.repeat):
         name = "relay:" + EVENTS_TOPIC if rnd == 0 else f"relay:bench-round-{rnd}"
-        _relay, seconds, published = run_relay(app, bootstrap, name)
-        rates["relay"].append(published / seconds)
+        _relay, seconds, processed = run_relay(app, bootstrap, name)
+        assert processed == count, f"the relay went through {processed} notifications, the store holds {count}"
+        rates["relay"].append(public / seconds)
         if rnd == 0:
-            on_topic = sum(k.end_offsets(bootstrap, EVENTS_TOPIC).values())
-            assert on_topic >= count, f"the topic holds {on_topic} messages, the store {count}"
-            messages = relay_bytes(bootstrap, count)
-            assert published == count
-        say(f"  round {rnd + 1}: relay {published / seconds:,.0f} ev/s ({seconds:.2f} s)")
+            on_topic = on_topic_first = sum(k.end_offsets(bootstrap, EVENTS_TOPIC).values())
+            assert on_topic >= public, f"the topic holds {on_topic} messages, the store {public} public events"
+            messages = relay_bytes(bootstrap, public)
+        say(f"  round {rnd + 1}: relay {public / seconds:,.0f} ev/s ({seconds:.2f} s)")
         for variant in RAW_VARIANTS:
             secs, sent = raw_send(bootstrap, variant, messages)
             rates[variant].append(sent / secs)
@@ -915,7 +914,8 @@ def bench(app: TaskLedger, directive: UUID, bootstrap: str, store_info: dict[str
     say(f"  ratio relay/raw: {ratio * 100:.1f} % (rounds: {', '.join(f'{x * 100:.1f}' for x in round_ratios)})")
 
     # 4: breakdown
-    timed, seconds, published = run_relay(app, bootstrap, "relay:bench-timed", TimedRelay)
+    timed, seconds, _processed = run_relay(app, bootstrap, "relay:bench-timed", TimedRelay)
+    published = public
     assert isinstance(timed, TimedRelay)
     breakdown = {"events": published, "seconds": round(seconds, 3), "events_per_s": round(published / seconds, 1),
                  "parts": timed.breakdown(seconds, published)}
@@ -930,6 +930,8 @@ def bench(app: TaskLedger, directive: UUID, bootstrap: str, store_info: dict[str
         "broker": f"tansu (memory) {bootstrap}",
         "partitions": PARTITIONS,
         "events_stored": count,
+        "events_public": public,
+        "topic_messages_after_first_run": on_topic_first,
         "head": head,
         "message_bytes_mean": round(statistics.fmean(len(v) for _k, v in messages), 1),
         "repeat": args.repeat,
@@ -942,10 +944,10 @@ def bench(app: TaskLedger, directive: UUID, bootstrap: str, store_info: dict[str
 
     # 5: variants, profile
     if args.variants == "always" or (args.variants == "auto" and not ratio_info["pass"]):
-        result["variants"] = run_variants(app, bootstrap, raw_rate, args.repeat, quiet)
+        result["variants"] = run_variants(app, bootstrap, public, raw_rate, args.repeat, quiet)
     if args.profile == "always" or (args.profile == "auto" and not ratio_info["pass"]):
         say("  profiling a relay run (cProfile)")
-        result["profile"] = profile_relay(app, bootstrap, RESULTS_DIR, args.backend)
+        result["profile"] = profile_relay(app, bootstrap, args.backend)
 
     # 6: lag
     if not args.no_lag:
@@ -970,7 +972,6 @@ VARIANTS: dict[str, tuple[str, type[Relay], dict[str, Any]]] = {
     "batch_500": ("Relay(batch=500)", Relay, {"batch": 500}),
     "batch_10000": ("Relay(batch=10000)", Relay, {"batch": 10_000}),
     "pipelined_acks": ("pipelined acks (no flush per batch; record when acked)", NoFlushWaitRelay, {}),
-    "cached_partition": ("partition computed once per aggregate, passed to send", CachedPartitionRelay, {}),
     "cached_partitioner": ("producer_overrides partitioner=CachedMurmur2Partitioner()", Relay,
                            {"producer_overrides": "cached-partitioner"}),
     "gc_frozen": ("gc.freeze() when the run starts", GcFrozenRelay, {}),
@@ -979,17 +980,18 @@ VARIANTS: dict[str, tuple[str, type[Relay], dict[str, Any]]] = {
 }
 
 
-def run_variants(app: TaskLedger, bootstrap: str, raw_rate: float, repeat: int, quiet: bool) -> dict[str, Any]:
+def run_variants(app: TaskLedger, bootstrap: str, public: int, raw_rate: float, repeat: int,
+                 quiet: bool) -> dict[str, Any]:
     """Every variant ``repeat`` times, interleaved; the median rate of each."""
     rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for rnd in range(repeat):
         for name, (label, cls, kwargs) in VARIANTS.items():
             if kwargs.get("producer_overrides") == "cached-partitioner":  # a new partitioner per run
                 kwargs = {**kwargs, "producer_overrides": {"partitioner": CachedMurmur2Partitioner()}}
-            _relay, seconds, published = run_relay(app, bootstrap, f"relay:bench-{name}-{rnd}", cls, **kwargs)
-            rates[name].append(published / seconds)
+            _relay, seconds, _processed = run_relay(app, bootstrap, f"relay:bench-{name}-{rnd}", cls, **kwargs)
+            rates[name].append(public / seconds)
             if not quiet:
-                say(f"  variant round {rnd + 1}: {label}: {published / seconds:,.0f} ev/s")
+                say(f"  variant round {rnd + 1}: {label}: {public / seconds:,.0f} ev/s")
     out: dict[str, Any] = {}
     for name, (label, _cls, _kwargs) in VARIANTS.items():
         rate = statistics.median(rates[name])

@@ -928,6 +928,9 @@ def relay(
             flush=True,
         )
 
+    import gc
+
+    gc.freeze()  # keep the ~140k start-up objects out of every later collection (measured +3-35 %)
     try:
         stats = relay_.run(until_caught_up=until_caught_up, on_progress=report)
     except KeyboardInterrupt:

@@ -33,6 +33,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import DefaultPartitioner, murmur2
 from kafka.structs import OffsetAndMetadata
 
 from connectors.errors import ConnectorError
@@ -163,6 +164,9 @@ def consumer(
         "session_timeout_ms": SESSION_TIMEOUT_MS,
         "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
         "allow_auto_create_topics": False,
+        # The dev broker does not answer a waiting fetch early when records arrive: a short wait
+        # keeps command-to-consumer lag low (measured p50 ~135 ms at 500 ms, ~10 ms at 10-50 ms).
+        "fetch_max_wait_ms": 50,
     }
     config.update(overrides)
     return KafkaConsumer(*topics, **config)
@@ -212,6 +216,58 @@ def _true_ends(reader: KafkaConsumer, tps: list[TopicPartition], timeout_s: floa
     ends.update({tp: int(reader.highwater(tp)) for tp in pending})
     reader.assign([])
     return ends
+
+
+class EndOffsets:
+    """A long-lived reader for repeated high-watermark checks (a new consumer per check costs
+    ~100 ms of connection and metadata; a reused one answers in ~5 ms)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self._reader: KafkaConsumer | None = None
+
+    def __call__(self, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+        try:
+            if self._reader is None:
+                self._reader = _reader(self.bootstrap)
+            tps = _partitions(self._reader, topic)
+            if not tps:
+                return {}
+            return {tp.partition: end for tp, end in _true_ends(self._reader, tps, timeout_s).items()}
+        except Exception:
+            self.close()  # a broken connection (e.g. the broker restarted): reconnect next time
+            raise
+
+    def close(self) -> None:
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            reader.close()
+
+
+class CachedMurmur2Partitioner(DefaultPartitioner):
+    """kafka-python's default partitioner with each key's murmur2 hash cached (the pure-Python hash
+    costs ~6 us a key, as much as building the whole message). Partition ids are 0..n-1, so
+    ``h % n`` is the default's choice for every key; n is read per call."""
+
+    CACHE_LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self._hash: dict[bytes, int] = {}
+
+    def partition(
+        self, topic: str, key: Any, serialized_key: bytes | None, value: Any, serialized_value: Any, cluster: Any
+    ) -> int:
+        if serialized_key is None:
+            return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
+        h = self._hash.get(serialized_key)
+        if h is None:
+            if len(self._hash) >= self.CACHE_LIMIT:
+                self._hash.clear()
+            h = self._hash[serialized_key] = murmur2(serialized_key) & 0x7FFFFFFF
+        partitions = cluster.partitions_for_topic(topic)
+        if partitions is None:
+            raise ValueError(f"Topic {topic} not found in ClusterMetadata")
+        return h % len(partitions)
 
 
 def end_offsets(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:

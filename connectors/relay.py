@@ -23,6 +23,7 @@ from domain.contract import EVENTS_TOPIC, STORED_TOPICS, confidentiality_of, enc
 log = logging.getLogger(__name__)
 
 CREATING = ("Task.Assigned", "Directive.Registered")
+PUBLIC_TOPICS = frozenset(STORED_TOPICS)
 
 
 class RelayError(ConnectorError):
@@ -77,8 +78,10 @@ class Relay:
         self.check_every_s = check_every_s
         self.name = name
         self.tracking = app.factory.tracking_recorder()
-        self._producer_overrides = producer_overrides or {}
+        self._producer_overrides = {"partitioner": k.CachedMurmur2Partitioner(), **(producer_overrides or {})}
         self.producer = k.producer(bootstrap, **self._producer_overrides)
+        self._end_offsets = k.EndOffsets(bootstrap)
+        self._public_upto: tuple[int, int] = (0, 0)  # (position, public events up to it), kept running
         self.levels: dict[UUID, str | None] = {}
         self.stats = RelayStats()
         self._cipher = getattr(app.mapper, "cipher", None)
@@ -97,9 +100,12 @@ class Relay:
         return self.app.recorder.max_notification_id() or 0
 
     def _published_count(self, position: int) -> int:
-        """How many stored events have a position <= ``position`` (ids may have gaps)."""
+        """How many public events have a position <= ``position`` (ids may have gaps). Kept as a
+        running count while publishing; counted in the database otherwise."""
         if position == 0:
             return 0
+        if self._public_upto[0] == position:
+            return self._public_upto[1]
         table, column = events_table(self.app)
         topics = ", ".join(f"'{t}'" for t in sorted(STORED_TOPICS))
         row = query(
@@ -111,7 +117,7 @@ class Relay:
     def broker_holds(self, position: int) -> bool:
         """Does the topic hold at least every event up to ``position``? High watermarks never
         decrease on a healthy broker, so fewer messages than published events means it lost them."""
-        offsets = k.end_offsets(self.bootstrap, EVENTS_TOPIC)
+        offsets = self._end_offsets(EVENTS_TOPIC)
         return sum(offsets.values()) >= self._published_count(position)
 
     def ensure_broker(self, position: int) -> int:
@@ -164,6 +170,7 @@ class Relay:
         public = [n for n in notifications if n.topic in STORED_TOPICS]
         futures = [self.producer.send(EVENTS_TOPIC, key=key, value=value) for key, value in map(self.message, public)]
         self.producer.flush()
+        self._last_public = len(public)
         failed = [f for f in futures if f.failed()]
         if failed:
             raise RelayError(
@@ -174,12 +181,14 @@ class Relay:
         self,
         *,
         until_caught_up: bool = False,
-        idle_sleep_s: float = 0.05,
+        idle_sleep_s: float = 0.1,
         on_progress: Callable[[RelayStats], None] | None = None,
         max_seconds: float | None = None,
     ) -> RelayStats:
         """Follow the log from the recorded position. With ``until_caught_up``, return once
-        everything stored when the relay reached the head has been acknowledged."""
+        everything stored when the relay reached the head has been acknowledged. While idle, the
+        poll interval grows from 10 ms to ``idle_sleep_s`` (low lag when busy, cheap when quiet)."""
+        idle = min_idle = min(0.01, idle_sleep_s)
         position = self.recorded_position()
         cursor = self.ensure_broker(position)
         self.stats.position = position
@@ -195,7 +204,8 @@ class Relay:
                     on_progress(self.stats)
                 if until_caught_up and cursor >= self.stats.head:
                     break
-                time.sleep(idle_sleep_s)
+                time.sleep(idle)
+                idle = min(idle * 2, idle_sleep_s)
                 cursor = self._periodic_check(cursor)
                 continue
             try:
@@ -206,8 +216,11 @@ class Relay:
                 time.sleep(0.5)
                 cursor = self._recover(cursor)
                 continue
+            if cursor == self._public_upto[0]:  # keep the running count of public events
+                self._public_upto = (notifications[-1].id, self._public_upto[1] + self._last_public)
             cursor = notifications[-1].id
             self.stats.published += len(notifications)
+            idle = min_idle
             if cursor > position:
                 self._record(cursor)
                 position = cursor
@@ -244,6 +257,7 @@ class Relay:
         self._stopping = True
 
     def close(self) -> None:
+        self._end_offsets.close()
         try:
             self.producer.close(timeout=5)
         except Exception as error:  # noqa: BLE001 - closing a broken producer must not mask the cause

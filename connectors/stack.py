@@ -100,7 +100,10 @@ def up(settings: Settings, *, until_caught_up: bool = False) -> dict[str, Any]:
     signal.signal(signal.SIGTERM, stack.stop)
     signal.signal(signal.SIGINT, stack.stop)
     try:
+        import gc
+
         stack.start_broker()
+        gc.freeze()  # start-up objects stay out of later collections (relay throughput, bench/README.md)
         if not until_caught_up:
             log.info(
                 "up: relay publishing to %s; in another shell: taskledger subscribe --from-beginning; Ctrl-C stops",
