@@ -203,6 +203,9 @@ def pki_init(
     settings = _settings()
     # Valid from a day before the (possibly controlled) clock, so that signatures verify at once.
     pki = init_dev_pki(settings.pki_dir, force=force, now=make_clock(settings.clock)() - timedelta(days=1))
+    from connectors.audit_integrity import ensure_audit_key
+
+    ensure_audit_key(settings.pki_dir)  # the deployment's key that signs audit checkpoints
     data = {k: str(v) for k, v in pki.__dict__.items()}
     emit(data, as_json, f"dev PKI ready in {pki.directory} (trusted roots: {pki.trusted_roots})")
 

@@ -300,10 +300,16 @@ def load_demo(ledger: TaskLedger, settings: Settings, *, tasks: int, seed: int, 
                 duplicates += result.duplicate
                 appended += not result.duplicate
             bar.advance(job, len(chunk))
+    sealed = 0
+    if settings.audit_checkpoint_every:
+        from connectors.audit_integrity import maybe_checkpoint
+
+        sealed = len(maybe_checkpoint(ledger, settings.audit_checkpoint_every, pki_dir=settings.pki_dir) or [])
     return {
         "commands": len(commands),
         "appended": appended,
         "duplicates": duplicates,
         "directives": len({cmd.symbol for _, cmd in commands if isinstance(cmd, c.RegisterDirective)}),
         "tasks": tasks,
+        "checkpoints_sealed": sealed,
     }

@@ -165,8 +165,8 @@ class Relay:
 
     def publish(self, notifications: list[Notification]) -> None:
         """Send a batch and wait for every acknowledgement; raise if any send failed. Only facts of
-        the public contract are published; internal records (audit checkpoints, clearances) stay in
-        the store."""
+        the public contract are published; internal records (clearances) stay in the store. (Audit
+        checkpoints live in their own table and never appear in this log.)"""
         public = [n for n in notifications if n.topic in STORED_TOPICS]
         futures = [self.producer.send(EVENTS_TOPIC, key=key, value=value) for key, value in map(self.message, public)]
         self.producer.flush()

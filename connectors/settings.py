@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         None,
         description="chdb://<dir> (default chdb://$TASKLEDGER_HOME/olap) or http(s)://user:pw@host:port/db",
     )
+    audit_checkpoint_every: int = Field(
+        10_000, description="seal a signed audit checkpoint every N events (taskledger up, demo); 0 = only on demand"
+    )
     actor: str | None = Field(None, description="default --actor ROLE:AGENCY:USER")
     clock: str | None = Field(None, description="fixed or accelerated clock: ISO instant[@speed]")
 

@@ -28,6 +28,7 @@ class Stack:
     relay: Relay | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     restarts: dict[str, int] = field(default_factory=lambda: {"broker": 0, "relay": 0})
+    _last_seal: float = 0.0
 
     def start_broker(self) -> None:
         if self.settings.kafka_bootstrap:
@@ -49,6 +50,7 @@ class Stack:
 
         def progress(stats: RelayStats) -> None:
             self.supervise_broker()
+            self.maybe_seal()
             if self.stop_event.is_set() and self.relay is not None:
                 self.relay.stop()
             if time.monotonic() - last_log[0] >= 5:
@@ -78,6 +80,22 @@ class Stack:
                 if self.relay is not None:
                     self.relay.close()
         return None
+
+    def maybe_seal(self) -> None:
+        """Seal a signed audit checkpoint for every complete range of N events (at most every 10 s)."""
+        every = self.settings.audit_checkpoint_every
+        if not every or self.relay is None or time.monotonic() - self._last_seal < 10:
+            return
+        self._last_seal = time.monotonic()
+        from connectors.audit_integrity import maybe_checkpoint
+
+        try:
+            sealed = maybe_checkpoint(self.relay.app, every, pki_dir=self.settings.pki_dir) or []
+        except Exception as error:  # noqa: BLE001 - supervised: sealing retries on the next round
+            log.error("audit: sealing a checkpoint failed: %s", error)
+            return
+        for checkpoint in sealed:
+            log.info("audit: sealed %s", checkpoint)
 
     def stop(self, *_: Any) -> None:
         if not self.stop_event.is_set():
