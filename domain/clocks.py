@@ -34,10 +34,19 @@ class Clock:
     met_at: datetime | None
     calendar_version: int
     obligation: bool = True
+    # When the clock stopped applying without being met: a receipt clock superseded by a transfer
+    # before the task was received (the new agency's receipt clock takes over).
+    superseded_at: datetime | None = None
+
+    def closed_by(self, task_closed_at: datetime | None) -> datetime | None:
+        """The earliest of the task's closing and this clock's own supersession."""
+        instants = [t for t in (task_closed_at, self.superseded_at) if t is not None]
+        return min(instants) if instants else None
 
     def state(self, as_of: datetime, closed_at: datetime | None = None) -> str:
         if self.met_at is not None:
             return "met" if self.met_at <= self.due_at else "met_late"
+        closed_at = self.closed_by(closed_at)
         if closed_at is not None and closed_at <= self.due_at:
             return "void"
         if as_of > self.due_at:
@@ -197,10 +206,14 @@ def result_report(task: Task, calendars: CalendarHistory) -> Clock | None:
 def task_clocks(task: Task, calendars: CalendarHistory, as_of: datetime) -> list[Clock]:
     """Every clock of the task as of ``as_of`` (monitor follow-ups included)."""
     clocks: list[Clock] = []
-    for receipt in task.receipts:
+    for index, receipt in enumerate(task.receipts):
         cal = calendars.get(receipt["calendar_version"])
         due = cal.add_working_hours(receipt["started_at"], RECEIPT_HOURS)
-        clocks.append(Clock("receipt", receipt["started_at"], due, receipt["received_at"], cal.version))
+        later = task.receipts[index + 1]["started_at"] if index + 1 < len(task.receipts) else None
+        superseded = later if receipt["received_at"] is None else None
+        clocks.append(
+            Clock("receipt", receipt["started_at"], due, receipt["received_at"], cal.version, superseded_at=superseded)
+        )
     objection_window = objection_due(task, calendars)
     if objection_window is not None and task.received_at is not None:
         filed = next((o["at"] for o in task.objections if o["at"] >= task.received_at), None)
@@ -240,7 +253,8 @@ def follow_ups(task: Task, clocks: list[Clock], calendars: CalendarHistory, as_o
         fell_due_unmet = (
             clock.obligation and clock.due_at < as_of and (clock.met_at is None or clock.met_at > clock.due_at)
         )
-        if not fell_due_unmet or (closed is not None and closed <= clock.due_at):
+        stopped = clock.closed_by(closed)
+        if not fell_due_unmet or (stopped is not None and stopped <= clock.due_at):
             continue
         version = max(clock.calendar_version, calendars.in_force_at(clock.due_at).version)
         cal = calendars.get(version)

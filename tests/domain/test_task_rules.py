@@ -532,6 +532,36 @@ def test_a_transfer_restarts_the_receipt_clock_for_the_new_agency(
     assert app.task_view(received)["lifecycle"] == "received"
 
 
+def test_a_transfer_before_receipt_voids_the_first_agencys_receipt_clock(
+    app: TaskLedger, task: UUID, clock: Clock
+) -> None:
+    # HN's receipt clock: assigned Fri 04-24 15:00 + 4 WH -> Tue 04-28 10:00 (Mon 27 is a day off).
+    clock.set(local(2026, 4, 27, 9))  # Mon, before HN's clock fell due: the transfer voids it
+    app.execute(OFFICE, c.TransferTask(task_id=task, to="HP", reason="HP is competent"))
+    clock.set(local(2026, 5, 6, 9))  # long after both due instants, nothing received
+    receipts = [k for k in app.task_view(task)["clocks"]["all"] if k["clock"] == "receipt"]
+    # HP's clock: Mon 27 is off -> from Tue 08:00 + 4 WH -> Tue 04-28 12:00; never met -> overdue
+    assert [(k["due_at"], k["state"]) for k in receipts] == [
+        ("2026-04-28T10:00:00+07:00", "void"),
+        ("2026-04-28T12:00:00+07:00", "overdue"),
+    ]
+    follow_ups = [k["clock"] for k in app.task_view(task)["clocks"]["all"] if k["clock"].startswith("follow_up")]
+    assert follow_ups.count("follow_up:receipt") == 1  # only the new agency's clock calls for a follow-up
+
+
+def test_a_transfer_after_the_receipt_fell_due_keeps_it_overdue_on_record(
+    app: TaskLedger, task: UUID, clock: Clock
+) -> None:
+    clock.set(local(2026, 4, 28, 11))  # Tue 11:00: HN's clock (due 10:00) is already overdue
+    app.execute(OFFICE, c.TransferTask(task_id=task, to="HP", reason="HN did not acknowledge"))
+    receipts = [k for k in app.task_view(task)["clocks"]["all"] if k["clock"] == "receipt"]
+    # HP's: Tue 11:00 + 4 WH = 11-12 (1 h) + 13-16 (3 h) -> Tue 16:00, still pending at 11:00
+    assert [(k["due_at"], k["state"]) for k in receipts] == [
+        ("2026-04-28T10:00:00+07:00", "overdue"),
+        ("2026-04-28T16:00:00+07:00", "pending"),
+    ]
+
+
 # -- sub-assignment (Art. 6.2.c, 8.2) ----------------------------------------------------------
 def subtask(app: TaskLedger, parent: UUID, assignee: str, deadline: date | None = None) -> UUID:
     command = c.AssignSubtask(parent_id=parent, content=f"part for {assignee}", assignee=assignee, deadline=deadline)
