@@ -29,7 +29,7 @@ app = typer.Typer(
 pki_app = typer.Typer(help="Dev PKI: a CA and a signer for this home only.", no_args_is_help=True)
 directive_app = typer.Typer(help="Directives: register, show, list, amend, withdraw.", no_args_is_help=True)
 task_app = typer.Typer(help="Tasks: assign and every lifecycle event; show, history, list.", no_args_is_help=True)
-projections_app = typer.Typer(help="ClickHouse projections: schema migrations.", no_args_is_help=True)
+projections_app = typer.Typer(help="ClickHouse projections: migrations, rebuild.", no_args_is_help=True)
 calendar_app = typer.Typer(help="The working-time calendar and its recorded changes.", no_args_is_help=True)
 app.add_typer(pki_app, name="pki")
 app.add_typer(directive_app, name="directive")
@@ -883,6 +883,66 @@ def projections_migrate(as_json: JsonOpt = False) -> None:
     where = parse_url(url).redacted
     human = f"{where}: " + (f"applied {', '.join(applied)}" if applied else "up to date")
     emit({"url": where, "applied": applied}, as_json, human)
+
+
+@projections_app.command("rebuild")
+@guarded
+def projections_rebuild(as_json: JsonOpt = False) -> None:
+    """Rebuild task_events, task_status and task_alerts from the event store (fresh copies, then swapped in)."""
+    from contextlib import closing
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from connectors.clickhouse import clickhouse_url, connect, migrate, parse_url
+    from connectors.rebuild import rebuild
+
+    url = clickhouse_url(_settings())
+    ledger = _ledger()
+    try:
+        with closing(connect(url)) as client:
+            migrate(client)
+            if as_json:
+                result = rebuild(ledger, client)
+            else:
+                columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
+                with Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
+                    job = bar.add_task("rebuilding", total=None)
+                    result = rebuild(
+                        ledger, client, progress=lambda done, total: bar.update(job, completed=done, total=total)
+                    )
+    finally:
+        ledger.close()
+    result["url"] = parse_url(url).redacted
+    t = result["tables"]
+    human = (
+        f"{result['url']}: task_events {t['task_events']}, task_status {t['task_status']}, "
+        f"task_alerts {t['task_alerts']} in {result['seconds']} s ({result['rows_per_s']} rows/s)"
+    )
+    emit(result, as_json, human)
+
+
+@app.command("sql")
+@guarded
+def sql(
+    statement: Annotated[str, typer.Argument(help="one SELECT / WITH / SHOW / DESCRIBE / EXPLAIN")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Run one read-only statement against the analytical store (ClickHouse)."""
+    from contextlib import closing
+
+    from connectors.clickhouse import clickhouse_url, connect
+    from connectors.sql import as_objects, check_read_only, jsonable, run_sql
+
+    check_read_only(statement)  # refuse before opening the store
+    with closing(connect(clickhouse_url(_settings()))) as client:
+        columns, rows = run_sql(client, statement)
+    if as_json:
+        print(json.dumps(as_objects(columns, rows), ensure_ascii=False))
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if v is None else str(jsonable(v)) for v in row))
+    out.print(table)
 
 
 # -- broker, relay, subscribe ---------------------------------------------------------------
