@@ -1003,6 +1003,15 @@ def relay(
     emit(stats.to_dict(), as_json, "relay: " + ", ".join(f"{k}={v}" for k, v in stats.to_dict().items()))
 
 
+@app.command("worker")
+def worker() -> None:
+    """Run the Faust stream worker: events topic -> task status, time-driven alerts, ClickHouse tables.
+    It owns the chdb directory while it runs (one process per directory)."""
+    from streams.run import run_worker
+
+    raise typer.Exit(run_worker(_settings()))
+
+
 @app.command("subscribe")
 @guarded
 def subscribe(
