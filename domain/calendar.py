@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -216,6 +217,58 @@ def vietnam_base(first_year: int, last_year: int) -> tuple[frozenset[date], froz
     )
 
 
+# --- the working-time index of one year ---------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def _us(t: datetime) -> int:
+    """A UTC instant as whole microseconds since 1970 (exact: timedelta arithmetic is integral)."""
+    return (t - _EPOCH) // _MICRO
+
+
+def _instant(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+@dataclass(frozen=True)
+class _Year:
+    """The working periods of one calendar year as integer microseconds (UTC), with prefix sums:
+    ``before[i]`` is the working time of the year before its day ``i`` (``before[-1]`` the year's total)."""
+
+    first: date
+    periods: tuple[tuple[tuple[int, int], ...], ...]  # per day of the year, () if not worked
+    before: tuple[int, ...]  # len(periods) + 1
+
+    @property
+    def total(self) -> int:
+        return self.before[-1]
+
+    def day_index(self, d: date) -> int:
+        return d.toordinal() - self.first.toordinal()
+
+    def elapsed(self, i: int, t: int) -> int:
+        """Working time of the year before instant ``t`` (microseconds), ``t`` being on the year's day ``i``."""
+        done = self.before[i]
+        for s, e in self.periods[i]:
+            if t <= s:
+                break
+            done += min(e, t) - s
+        return done
+
+    def instant_at(self, amount: int) -> int:
+        """The earliest instant at which ``amount`` (> 0, <= total) of the year's working time has elapsed:
+        a result exactly on a period end is that end."""
+        i = bisect_left(self.before, amount) - 1  # the day whose periods reach ``amount``
+        done = self.before[i]
+        for s, e in self.periods[i]:
+            if amount - done <= e - s:
+                return s + (amount - done)
+            done += e - s
+        raise AssertionError("unreachable: before[] is the running sum of periods[]")
+
+
 # --- one calendar version ---------------------------------------------------------------------
 
 
@@ -242,6 +295,7 @@ class Calendar:
         object.__setattr__(self, "days_off", _dates(self.days_off, "days_off"))
         object.__setattr__(self, "working_days", _dates(self.working_days, "working_days"))
         self._check_dates()
+        object.__setattr__(self, "_years", {})  # year -> _Year, built on first use (not a field: not compared)
 
     def _check_dates(self) -> None:
         for field, days in (("days_off", self.days_off), ("working_days", self.working_days)):
@@ -272,6 +326,30 @@ class Calendar:
         """The instant in the calendar's time zone (for display and for finding its local date)."""
         return _utc(t).astimezone(self.hours.zone)
 
+    def _year(self, year: int) -> _Year:
+        """The working-time index of ``year`` (CalendarRangeError outside the covered years)."""
+        index: dict[int, _Year] = self._years  # type: ignore[attr-defined]
+        found = index.get(year)
+        if found is None:
+            first = date(year, 1, 1)
+            self._check_range(first)
+            days = (date(year + 1, 1, 1) - first).days
+            periods: list[tuple[tuple[int, int], ...]] = []
+            before = [0]
+            for offset in range(days):
+                d = first + timedelta(days=offset)
+                spans = tuple((_us(s), _us(e)) for s, e in self._periods_of(d)) if self._works(d) else ()
+                periods.append(spans)
+                before.append(before[-1] + sum(e - s for s, e in spans))
+            found = index[year] = _Year(first, tuple(periods), tuple(before))
+        return found
+
+    def _position(self, t: datetime) -> tuple[int, int]:
+        """(local year of UTC instant ``t``, working time of that year elapsed before ``t``) in microseconds."""
+        day = t.astimezone(self.hours.zone).date()
+        year = self._year(day.year)
+        return day.year, year.elapsed(year.day_index(day), _us(t))
+
     def _periods_of(self, d: date) -> list[Interval]:
         zone = self.hours.zone
         return [
@@ -285,10 +363,12 @@ class Calendar:
     def _intervals_from(self, t: datetime) -> Iterator[Interval]:
         """Working intervals from UTC instant t on, clipped to start at t. Ends with CalendarRangeError
         at the first day outside the calendar, which bounds every walk."""
-        day = t.astimezone(self.hours.zone).date()
+        day, moment = t.astimezone(self.hours.zone).date(), _us(t)
         while True:
-            if self._works(day):
-                yield from ((max(s, t), e) for s, e in self._periods_of(day) if e > t)
+            year = self._year(day.year)
+            for s, e in year.periods[year.day_index(day)]:
+                if e > moment:
+                    yield _instant(max(s, moment)), _instant(e)
             day += timedelta(days=1)
 
     def next_working_moment(self, t: datetime) -> datetime:
@@ -301,11 +381,14 @@ class Calendar:
         start, remaining = _utc(t), _check_amount(amount, "amount")
         if not remaining:
             return self.next_working_moment(start)
-        for s, e in self._intervals_from(start):
-            if remaining <= e - s:
-                return s + remaining
-            remaining -= e - s
-        raise AssertionError("unreachable: the walk ends with CalendarRangeError")
+        year, done = self._position(start)
+        target = done + remaining // _MICRO  # working time of ``year`` before the result
+        index = self._year(year)
+        while target > index.total:  # past this year's working time: carry into the next year
+            target -= index.total
+            year += 1
+            index = self._year(year)  # CalendarRangeError past the covered years, as a walk would
+        return _instant(index.instant_at(target))
 
     def add_working_hours(self, t: datetime, hours: float) -> datetime:
         if not isinstance(hours, int | float) or isinstance(hours, bool):
@@ -321,15 +404,12 @@ class Calendar:
     def working_time_between(self, a: datetime, b: datetime) -> timedelta:
         """Overlap of [a, b) with working periods; timedelta(0) if b <= a."""
         start, end = _utc(a), _utc(b)
-        total = timedelta(0)
         if end <= start:
-            return total
-        day, last = self.local(start).date(), self.local(end).date()
-        while day <= last:
-            if self._works(day):
-                total += sum((_overlap(p, start, end) for p in self._periods_of(day)), timedelta())
-            day += timedelta(days=1)
-        return total
+            return timedelta(0)
+        first, before_start = self._position(start)
+        last, before_end = self._position(end)
+        whole_years = sum(self._year(y).total for y in range(first, last))
+        return timedelta(microseconds=whole_years + before_end - before_start)
 
     def nth_working_day_after(self, d: date, n: int) -> date:
         """The n-th working day strictly after d (n >= 1)."""
@@ -359,10 +439,6 @@ class Calendar:
                 return day
             day -= timedelta(days=1)
         return None
-
-
-def _overlap(period: Interval, start: datetime, end: datetime) -> timedelta:
-    return max(min(period[1], end) - max(period[0], start), timedelta(0))
 
 
 def default_calendar(recorded_at: datetime, first_year: int = 2015, last_year: int = 2045) -> Calendar:
