@@ -40,7 +40,7 @@ import orjson
 from connectors.clickhouse import fresh_copy, insert_columns, swap_in
 from connectors.eventstore import events_table, query
 from domain import views
-from domain.alerts import alerts_for
+from domain.alerts import alerts_and_wakeup
 from domain.clocks import task_clocks
 from domain.contract import CREATION_TOPICS, STORED_TOPICS, confidentiality_of, envelope_from_stored
 from domain.directive import Directive
@@ -116,6 +116,14 @@ def task_rows(
     task: Task, folded: dict[UUID, Aggregate], calendars: Any, as_of: datetime
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The ``task_status`` row and the ``task_alerts`` rows of one folded task at ``as_of``."""
+    status, alerts, _ = task_rows_and_wakeup(task, folded, calendars, as_of)
+    return status, alerts
+
+
+def task_rows_and_wakeup(
+    task: Task, folded: dict[UUID, Aggregate], calendars: Any, as_of: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]], datetime | None]:
+    """``task_rows`` and the task's next wakeup (``domain.alerts.next_wakeup``), from one evaluation."""
     directive = folded.get(task.directive_id)
     subtasks = [s for s in (folded.get(i) for i in task.subtasks) if isinstance(s, Task)]
     view = views.task_view(task, directive if isinstance(directive, Directive) else None, calendars, as_of, subtasks)
@@ -127,10 +135,11 @@ def task_rows(
     by_instance = {(c.name, c.due_at): d for c, d in zip(clocks, shown, strict=True)}
     closed = task.completed_at or task.cancelled_at
     alerts: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    for alert in alerts_for(task.id, clocks, calendars, as_of, closed_at=closed):
+    now, wakeup = alerts_and_wakeup(task.id, clocks, calendars, as_of, closed_at=closed)
+    for alert in now:
         if alert.key not in alerts:
             alerts[alert.key] = alert_row(view, by_instance[(alert.clock, alert.due_at)], alert.kind.value, alert.at)
-    return status, list(alerts.values())
+    return status, list(alerts.values()), wakeup
 
 
 def _task_count(app: TaskLedger) -> int:

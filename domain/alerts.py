@@ -202,9 +202,22 @@ def alerts_for(
     """Every alert of these clocks that is true at ``as_of``, in chronological order of ``at`` (then kind:
     warning, due_soon, due_now, overdue, met, met_late; then clock name). See the module docstring for the
     rules. Monotone in ``as_of`` while the clocks (the facts) stay the same."""
+    return alerts_and_wakeup(task_id, clocks, calendars, as_of, policy, closed_at)[0]
+
+
+def alerts_and_wakeup(
+    task_id: UUID,
+    clocks: Iterable[Clock],
+    calendars: CalendarHistory,
+    as_of: datetime,
+    policy: AlertPolicy = DEFAULT_POLICY,
+    closed_at: datetime | None = None,
+) -> tuple[list[Alert], datetime | None]:
+    """``(alerts_for(...), next_wakeup(...))`` from one evaluation of the clocks (what a worker needs)."""
     now = _aware(as_of, "as_of")
-    alerts = [a for holds_from, a in _all_alerts(task_id, clocks, calendars, policy, closed_at) if holds_from <= now]
-    return sorted(alerts, key=_order)
+    every = _all_alerts(task_id, clocks, calendars, policy, closed_at)
+    alerts = sorted((a for holds_from, a in every if holds_from <= now), key=_order)
+    return alerts, min((t for t, _ in every if t > now), default=None)
 
 
 def new_alerts(alerts: Iterable[Alert], seen: Container[tuple[str, str, str, str]]) -> list[Alert]:
@@ -229,6 +242,4 @@ def next_wakeup(
     [as_of, wakeup) and larger at the wakeup. ``overdue`` holds from one tick (1 µs) after the due instant,
     so at the due instant itself the next wakeup is ``due_at + TICK``. Clocks that do not exist yet (monitor
     follow-ups, the next periodic update) are not foreseen: recompute the task's clocks at every wakeup."""
-    now = _aware(as_of, "as_of")
-    later = [holds_from for holds_from, _ in _all_alerts(task_id, clocks, calendars, policy, closed_at)]
-    return min((t for t in later if t > now), default=None)
+    return alerts_and_wakeup(task_id, clocks, calendars, as_of, policy, closed_at)[1]
