@@ -56,6 +56,7 @@ class BatchWriter:
         self._oldest: float | None = None
         self._lock = threading.RLock()
         self._closed = False
+        self._context: Any = None
         self.rows_written = 0
         self.batches_written = 0
 
@@ -114,13 +115,30 @@ class BatchWriter:
 
     def _insert(self, limit: int) -> int:
         batch = self._buffer[:limit]
-        self.client.insert(self.table, batch, column_names=self.columns)
+        context = self._insert_context()
+        if context is None:
+            self.client.insert(self.table, batch, column_names=self.columns)
+        else:
+            try:
+                self.client.insert(data=batch, context=context)
+            except BaseException:
+                self._context = None  # rebuilt (column types read again) on the retry
+                raise
         del self._buffer[: len(batch)]
         if not self._buffer:
             self._oldest = None  # else keep the old mark: the rest waited at least that long (bounds latency)
         self.rows_written += len(batch)
         self.batches_written += 1
         return len(batch)
+
+    def _insert_context(self) -> Any:
+        """clickhouse-connect's reusable insert context for (table, columns): the column types are read from
+        the server once, not before every batch (on chdb that read costs as much as a 10k-row insert)."""
+        if self._context is None:
+            create = getattr(self.client, "create_insert_context", None)
+            if create is not None:
+                self._context = create(self.table, column_names=list(self.columns))
+        return self._context
 
     def close(self) -> None:
         """Flush what is buffered, then refuse further rows (also when the flush fails)."""
