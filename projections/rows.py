@@ -12,6 +12,7 @@ reason, message, title or raw payload is ever copied, whatever the level; an ``a
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
@@ -47,8 +48,16 @@ def day(value: str | date | None) -> date | None:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _uuid(value: Any) -> str | None:
-    return None if value is None else str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+    """A UUID as its canonical text (lower-case, hyphenated); anything else that is not a UUID raises."""
+    if value is None:
+        return None
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+        return value  # already canonical (every envelope field is): no parse and re-print
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
 
 
 def _level(value: Any, *, nullable: bool, what: str) -> str | None:
