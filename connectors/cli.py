@@ -927,14 +927,14 @@ def sql(
     statement: Annotated[str, typer.Argument(help="one SELECT / WITH / SHOW / DESCRIBE / EXPLAIN")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Run one read-only statement against the analytical store (ClickHouse)."""
+    """Run one read-only statement against the analytical store (ClickHouse). While a worker (`taskledger up`)
+    owns the chdb directory, the statement goes through its read-only endpoint."""
     from contextlib import closing
 
-    from connectors.clickhouse import clickhouse_url, connect
-    from connectors.sql import as_objects, check_read_only, jsonable, run_sql
+    from connectors.sql import as_objects, check_read_only, connect_reader, jsonable, run_sql
 
     check_read_only(statement)  # refuse before opening the store
-    with closing(connect(clickhouse_url(_settings()))) as client:
+    with closing(connect_reader(_settings())) as client:
         columns, rows = run_sql(client, statement)
     if as_json:
         print(json.dumps(as_objects(columns, rows), ensure_ascii=False))
@@ -1042,14 +1042,21 @@ def subscribe(
 @guarded
 def up(
     until_caught_up: Annotated[
-        bool, typer.Option(help="stop once everything stored is on the topic (batch runs, checks)")
+        bool,
+        typer.Option(
+            help="stop once everything stored is on the topic and (with the worker) projected into ClickHouse"
+        ),
     ] = False,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="run the stream worker (ClickHouse, status, alerts)")
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the stack on embedded defaults: dev broker (unless one is configured) and relay. Ctrl-C stops."""
+    """Run the stack on embedded defaults: dev broker (unless one is configured), relay and stream worker
+    (which serves `taskledger sql` while it owns the chdb store). Ctrl-C stops."""
     from connectors.stack import up as run_stack
 
-    summary = run_stack(_settings(), until_caught_up=until_caught_up)
+    summary = run_stack(_settings(), until_caught_up=until_caught_up, worker=worker)
     emit(summary, as_json, "stack stopped: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
 
 

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
         None,
         description="chdb://<dir> (default chdb://$TASKLEDGER_HOME/olap) or http(s)://user:pw@host:port/db",
     )
+    olap_port: int = Field(
+        0,
+        description="port of the worker's read-only ClickHouse-HTTP endpoint on 127.0.0.1 (chdb store); 0 = ephemeral",
+    )
     audit_checkpoint_every: int = Field(
         10_000, description="seal a signed audit checkpoint every N events (taskledger up, demo); 0 = only on demand"
     )

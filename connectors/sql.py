@@ -5,18 +5,27 @@ Only a single ``SELECT`` / ``WITH`` / ``SHOW`` / ``DESCRIBE`` (``DESC``) / ``EXP
 statements, or ``INTO OUTFILE`` is refused with ``ValidationError("statement", ...)`` before reaching
 ClickHouse. (No per-query ``readonly`` setting: on chdb clickhouse-connect applies it with SET and a failed
 statement can leave the shared session read-only.)
+
+Where the statement runs (``connect_reader``): a ClickHouse server URL directly; a chdb directory through
+the read-only endpoint of the process that owns it (``connectors.olap_server``, found through
+``$TASKLEDGER_HOME/olap-endpoint.json``) while a worker runs, else by opening the directory. Either way the
+client is clickhouse-connect and ``run_sql`` is the same.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import date, datetime
 from decimal import Decimal
 from ipaddress import IPv4Address, IPv6Address
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from domain.errors import ValidationError
+
+if TYPE_CHECKING:
+    from connectors.settings import Settings
 
 READ_ONLY = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN")
 _WORD = re.compile(r"[A-Za-z_]+")
@@ -86,6 +95,46 @@ def check_read_only(statement: str) -> str:
     return text[:-1].rstrip() if trailing and text.endswith(";") else text
 
 
+def owner_endpoint(settings: Settings) -> Any:
+    """A client of the read-only endpoint served by the process that owns the configured chdb directory
+    (``$TASKLEDGER_HOME/olap-endpoint.json``, see ``connectors.olap_server``), or None when no live owner
+    serves it (no file, another directory, a dead process, no answer)."""
+    import json
+
+    from connectors.clickhouse import MEMORY, ClickHouseError, clickhouse_url, connect, parse_url
+    from connectors.olap_server import discovery_path
+
+    target = parse_url(clickhouse_url(settings))
+    if target.kind != "chdb" or target.path in (None, MEMORY):
+        return None
+    try:
+        found = json.loads(discovery_path(settings.home).read_text())
+        url, pid, path = str(found["url"]), int(found["pid"]), str(found["chdb"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if os.path.realpath(path) != os.path.realpath(target.path):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # stale: the owner died without removing the file
+    except PermissionError:
+        pass  # alive, another user's
+    try:
+        return connect(url)
+    except ClickHouseError:
+        return None
+
+
+def connect_reader(settings: Settings) -> Any:
+    """The client ``taskledger sql`` (and any reader) uses: a ClickHouse server URL directly; for a chdb
+    directory, the owner's endpoint while a worker (``taskledger up`` / ``worker``) owns it, else the
+    directory itself (``ClickHouseError`` if it is locked and nobody serves it)."""
+    from connectors.clickhouse import clickhouse_url, connect
+
+    return owner_endpoint(settings) or connect(clickhouse_url(settings))
+
+
 def run_sql(client: Any, statement: str) -> tuple[list[str], list[tuple]]:
     """Run one read-only statement; return (column names, rows as tuples)."""
     from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError
@@ -96,7 +145,8 @@ def run_sql(client: Any, statement: str) -> tuple[list[str], list[tuple]]:
     try:
         result = client.query(text)
     except DriverError as error:  # one clear line instead of the driver's traceback
-        reason = str(error).splitlines()[0].split(" (version")[0]
+        reason = str(error).splitlines()[0].split(" (version")[0].split(" (for url")[0]
+        reason = reason.split("server response: ", 1)[-1]  # the HTTP driver's prefix (server or endpoint)
         hint = ""
         if "UNKNOWN_TABLE" in reason or "Unknown table" in reason:
             hint = "; run 'taskledger projections migrate' (and 'projections rebuild') first"
