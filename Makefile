@@ -16,8 +16,10 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # Main job on embedded defaults: install, dev PKI, load a year of demo data, list tasks, then run the
-# stack (dev Kafka-API broker + relay publishing every event to taskledger.events.v1) until Ctrl-C.
-# UP_ARGS=--until-caught-up stops once the topic holds every stored event.
+# whole stack until Ctrl-C: dev Kafka-API broker, relay publishing every event to taskledger.events.v1,
+# stream worker projecting into ClickHouse (chdb under $TASKLEDGER_HOME/olap; `taskledger sql` reads
+# through it while it runs). UP_ARGS=--until-caught-up stops once every stored event is on the topic
+# and in ClickHouse.
 UP_ARGS ?=
 demo: install
 	$(TL) pki init
