@@ -1,64 +1,55 @@
 """The stream worker's agent: contract v1 events -> ClickHouse projections, task status, alerts.
 
-Design choice (documented for review): the stream folds each touched Task **from the event store,
-read-only** (``TaskLedger._fold``, the application's own fold of stored domain events) rather than from
-the contract envelopes. Inverting ``domain.contract.envelope_from_stored`` for every event type (and
-confidential tasks, whose published payloads are redacted, cannot be inverted at all) was out of scope;
-folding from the store is exactly the domain code the rebuild and ``task_view`` use, and a message on
-``taskledger.events.v1`` is only published after its event is stored, so the fold always includes it.
-Status and alert rows come from ``connectors.rebuild.task_rows`` -- the same function the rebuild uses.
+Two processes (see ``streams.projector`` for why): this module is the Faust side -- it consumes
+``taskledger.events.v1`` in batches, keeps the durable tables and acks offsets; the projector process
+evaluates, writes ClickHouse and publishes.
 
-Per batch (``stream.take(1000, within=0.5)``):
+Design choice (documented for review): the projector folds each touched Task **from the event store,
+read-only** (``streams.evaluate.Folds``: the application's own domain events, brought up to date with the
+events after the cached version) rather than from the contract envelopes. Inverting
+``domain.contract.envelope_from_stored`` for every event type (and confidential tasks, whose published
+payloads are redacted, cannot be inverted at all) was out of scope; folding from the store is exactly the
+domain code the rebuild and ``task show`` use, and a message on ``taskledger.events.v1`` is only published
+after its event is stored, so the fold always includes it. Status and alert rows come from
+``connectors.rebuild.task_rows_and_wakeup`` -- the same function the rebuild uses.
 
-1. every envelope -> ``projections.rows.event_row`` -> ``task_events``;
-2. every touched Task (and its parent, whose rollup depends on it) is folded and evaluated at the
-   ledger's clock: ``task_status`` row, alert rows; alerts whose ``alert_id`` is not in the ``raised``
-   table (task id -> raised alert ids, changelogged) are new -> ``task_alerts``;
-3. the three writers are flushed;
-4. only then the tables are updated and status / new alerts are published; the batch's offsets are
-   acked by faust when the loop asks for the next batch (after all of the above): at-least-once.
+Per batch (``stream.noack_take(BATCH, within=WITHIN_S)``):
 
-All blocking work (SQLite fold, domain evaluation, chdb inserts) runs in one worker thread so the event
-loop keeps heart-beating (session timeout 2 s); one asyncio lock serialises batches and timer ticks.
+1. the raw message values go to the projector (``batch``), which answers after it has written every row
+   (events, status of every touched task and its parent, alerts not raised before), flushed ClickHouse,
+   published the statuses and new alerts and flushed the producer;
+2. ``apply_result`` then records each evaluated task's state in the ``task-state`` table (version, status,
+   next wakeup, ids of the alerts raised; changelogged, so a restarted worker recovers it) and acks the
+   batch's events; faust commits acked offsets (at-least-once: a batch is acked only after all of the
+   above).
+
+Batches are pipelined: while the projector works on one, the agent consumes the next (up to
+``IN_FLIGHT`` requests), and a separate task completes them in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+import os
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
 from typing import Any
-from uuid import UUID
 
 import faust
-import orjson
 
 from connectors.settings import Settings
-from projections.rows import event_row
-from projections.schema import ALERT_COLUMNS, EVENT_COLUMNS, STATUS_COLUMNS
-from projections.writer import BatchWriter
-from streams.evaluate import Evaluation, evaluate_tasks
-from streams.topics import alerts_topic, events_topic, status_topic
+from streams.projector import ProjectorClient, ProjectorError, dumps, shared_clock, touched_tasks
+from streams.topics import events_topic
+
+__all__ = ["BATCH", "IN_FLIGHT", "WITHIN_S", "Processor", "WorkerStats", "dumps", "install", "touched_tasks"]
 
 log = logging.getLogger(__name__)
 
-BATCH = 1000
+BATCH = 4000
 WITHIN_S = 0.5
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, UUID):
-        return str(value)
-    raise TypeError(type(value).__name__)
-
-
-def dumps(row: dict[str, Any]) -> bytes:
-    return orjson.dumps(row, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+IN_FLIGHT = 2
 
 
 @dataclass
@@ -70,71 +61,53 @@ class WorkerStats:
     timer_ticks: int = 0
     errors: int = 0
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 @dataclass
 class Processor:
-    """The worker's resources: the ledger (read-only use), the ClickHouse client and its writers."""
+    """The Faust side's handle: the projector process and the bookkeeping of requests in flight."""
 
     settings: Settings
-    ledger: Any = None
-    client: Any = None
-    writers: dict[str, BatchWriter] = field(default_factory=dict)
-    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "taskledger-worker"))
-    lock: asyncio.Lock | None = None
+    clock_origin: float = field(default_factory=time.time)
+    projector: ProjectorClient | None = None
+    opened: asyncio.Future[Any] | None = None
     stats: WorkerStats = field(default_factory=WorkerStats)
+    clock: Any = None
 
-    def open(self) -> None:
-        """Runs in the worker thread: chdb is bound to the process, SQLite connections to threads."""
-        from connectors.clickhouse import connect, migrate
-        from connectors.eventstore import open_ledger
+    def __post_init__(self) -> None:
+        self.clock = shared_clock(self.settings.clock, self.clock_origin)
 
-        self.ledger = open_ledger(self.settings)
-        self.client = connect(settings=self.settings)
-        migrate(self.client)
-        inf = float("inf")
-        self.writers = {
-            "task_events": BatchWriter(self.client, "task_events", EVENT_COLUMNS, 10_000, inf),
-            "task_status": BatchWriter(self.client, "task_status", STATUS_COLUMNS, 10_000, inf),
-            "task_alerts": BatchWriter(self.client, "task_alerts", ALERT_COLUMNS, 10_000, inf),
-        }
+    def start(self) -> None:
+        if self.projector is None:
+            self.projector = ProjectorClient(self.settings, self.clock_origin)
+            self.projector.start()
+
+    async def ensure_open(self, states: Any) -> None:
+        """Open the projector once, with the raised alert ids recovered in the ``task-state`` table."""
+        self.start()
+        assert self.projector is not None
+        if self.opened is None:
+            known = {_text(task): list((state or {}).get("raised") or ()) for task, state in states.items()}
+            self.opened = self.projector.submit("open", known)
+            info = await self.opened
+            log.info("worker: projector %s ready (%d tasks with raised alerts)", info["pid"], info["raised_tasks"])
+        else:
+            await self.opened
 
     def close(self) -> None:
-        """Flush and close (called by ``streams.run`` once the worker stopped)."""
-        self.executor.shutdown(wait=True)
-        for writer in self.writers.values():
-            try:
-                writer.close()
-            except Exception as error:  # noqa: BLE001 - report, keep closing
-                log.warning("worker: final flush of %s failed: %s", writer.table, error)
-        if self.client is not None:
-            self.client.close()
-        if self.ledger is not None:
-            self.ledger.close()
-
-    async def run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    # -- the blocking part of one batch / tick ----------------------------------------------------------------
-    def process(
-        self, envelopes: list[dict[str, Any]], task_ids: set[UUID], raised: Callable[[str], frozenset[str]]
-    ) -> Evaluation:
-        """Write event rows, evaluate the tasks, write status and NEW alert rows, flush everything."""
-        if envelopes:
-            self.writers["task_events"].add(event_row(e) for e in envelopes)
-        result = evaluate_tasks(self.ledger, task_ids, self.ledger.clock(), raised)
-        self.writers["task_status"].add(result.statuses.values())
-        self.writers["task_alerts"].add(a for rows in result.new_alerts.values() for a in rows)
-        for writer in self.writers.values():  # BEFORE the offsets are acked / committed
-            writer.flush()
-        return result
+        """Flush and stop the projector (called by ``streams.run`` once the worker stopped)."""
+        if self.projector is not None:
+            self.projector.close()
 
 
-def touched_tasks(envelopes: list[dict[str, Any]]) -> set[UUID]:
-    return {UUID(e["aggregate_id"]) for e in envelopes if e.get("aggregate_type") == "Task"}
+def _text(key: Any) -> str:
+    return key.decode() if isinstance(key, bytes) else str(key)
 
 
 def install(app: faust.App, settings: Settings) -> Processor:
-    """Attach the tables, the agent and the timers to ``app``."""
+    """Attach the tables, the agent, the completer and the timers to ``app``."""
     processor = Processor(settings)
     app.taskledger_processor = processor  # type: ignore[attr-defined]
     # keyed by task id (the source topic's key) with the producer's partitioner: a task's state lives in
@@ -142,59 +115,81 @@ def install(app: faust.App, settings: Settings) -> Processor:
     # keys: the task id as UTF-8 bytes ("raw", like the relay's message key); values: JSON (no value_type:
     # a typed value needs a faust Record to be recovered from the changelog)
     common: dict[str, Any] = {"default": None, "partitions": 6, "key_type": bytes, "use_partitioner": True}
-    raised = app.Table("raised-alerts", **common)  # task id -> sorted list of raised alert ids
-    wakeups = app.Table("task-wakeups", **common)  # task id -> next wakeup, UTC ISO 8601 (or None)
-    app.taskledger_tables = (raised, wakeups)  # type: ignore[attr-defined]
+    # task id -> {"version", "status", "wake": next wakeup (UTC ISO 8601) or None, "raised": [alert ids]}
+    states = app.Table("task-state", **common)
+    app.taskledger_tables = (states,)  # type: ignore[attr-defined]
     source = events_topic(app)
-    status_out = status_topic(app)
-    alerts_out = alerts_topic(app)
+    # requests in flight, in order: (future of the projector's answer, events to ack, their stream, kind)
+    in_flight: deque[tuple[asyncio.Future[Any], list[Any], Any, str]] = deque()
+    arrived = asyncio.Event()
 
-    async def apply(envelopes: list[dict[str, Any]], task_ids: set[UUID]) -> None:
-        """One unit of work: the blocking part in the worker thread, then tables and publications."""
-        if processor.lock is None:
-            processor.lock = asyncio.Lock()
-        async with processor.lock:
-            if processor.client is None:  # opened lazily, in the worker thread, by the first unit of work
-                await processor.run(processor.open)
-                log.info("worker: ledger and analytical store open")
+    def apply_result(result: dict[str, Any]) -> None:
+        for task, state in result["tasks"].items():
+            key = task.encode()
+            if states.get(key) != state:
+                states[key] = state
+        stats = processor.stats
+        stats.statuses += result["statuses"]
+        stats.alerts += result["alerts"]
 
-            def seen(task: str) -> frozenset[str]:  # read in the worker thread; tables change only under the lock
-                return frozenset(raised.get(task.encode()) or ())
+    async def submit(kind: str, payload: Any, events: list[Any], stream: Any = None) -> None:
+        await processor.ensure_open(states)
+        assert processor.projector is not None
+        while len(in_flight) >= IN_FLIGHT:  # back-pressure: at most IN_FLIGHT requests queued
+            await asyncio.wait([in_flight[0][0]])
+            await asyncio.sleep(0)  # let the completer take it off the queue
+        in_flight.append((processor.projector.submit(kind, payload), events, stream, kind))
+        arrived.set()
 
-            result: Evaluation = await processor.run(processor.process, envelopes, task_ids, seen)
-            for task, rows in result.new_alerts.items():
-                if rows:
-                    raised[task.encode()] = sorted(seen(task) | {r["alert_id"] for r in rows})
-            for task, wake in result.wakeups.items():
-                if wakeups.get(task.encode()) != wake:
-                    wakeups[task.encode()] = wake
-            for task, row in result.statuses.items():
-                await status_out.send(key=task.encode(), value=dumps(row))
-            for task, rows in result.new_alerts.items():
-                for row in rows:
-                    await alerts_out.send(key=task.encode(), value=dumps(row))
-            processor.stats.statuses += len(result.statuses)
-            processor.stats.alerts += sum(len(r) for r in result.new_alerts.values())
+    app.taskledger_submit = submit  # type: ignore[attr-defined]
 
-    app.taskledger_apply = apply  # type: ignore[attr-defined]
+    @app.task
+    async def start_projector() -> None:
+        """Spawn the projector while the consumer joins its group (its imports take seconds)."""
+        processor.start()
+
+    @app.task
+    async def complete_in_order() -> None:
+        """Apply each answer to the tables and ack its events, in the order the requests were sent."""
+        while not app.should_stop:
+            if not in_flight:
+                arrived.clear()
+                await arrived.wait()
+                continue
+            future, events, stream, kind = in_flight[0]
+            try:
+                result = await future
+            except ProjectorError as error:
+                processor.stats.errors += 1
+                log.critical("worker: %s; stopping (the batch is not acked: it is consumed again)", error)
+                os.kill(os.getpid(), 15)  # SIGTERM: faust stops cleanly; the supervisor restarts the worker
+                return
+            in_flight.popleft()
+            apply_result(result)
+            for event in events:
+                await stream.ack(event)
+            stats = processor.stats
+            if kind == "batch":
+                stats.batches += 1
+                stats.events += result["events"]
+                log.info(
+                    "worker: batch of %d events (total %d events, %d statuses, %d alerts; %d tasks cached)",
+                    result["events"],
+                    stats.events,
+                    stats.statuses,
+                    stats.alerts,
+                    result["cached"],
+                )
+            elif result["alerts"]:
+                log.info("worker: %d alert(s) raised by the clock (total %d alerts)", result["alerts"], stats.alerts)
 
     @app.agent(source, name="taskledger-projector")
     async def project(stream: Any) -> None:
-        async for batch in stream.take(BATCH, within=WITHIN_S):
-            envelopes = [orjson.loads(value) for value in batch]
-            await apply(envelopes, touched_tasks(envelopes))
-            processor.stats.batches += 1
-            processor.stats.events += len(envelopes)
-            log.info(
-                "worker: batch of %d events (total %d events, %d statuses, %d alerts)",
-                len(envelopes),
-                processor.stats.events,
-                processor.stats.statuses,
-                processor.stats.alerts,
-            )
+        async for events in stream.noack_take(BATCH, within=WITHIN_S):
+            await submit("batch", [event.value for event in events], list(events), stream)
 
     from streams.timers import install_timers
 
-    install_timers(app, processor, wakeups, apply)
+    install_timers(app, processor, states, submit, in_flight)
 
     return processor

@@ -1,8 +1,10 @@
 """Time-driven alerts: every second the leader re-evaluates the tasks whose next wakeup has passed.
 
-``task-wakeups`` (task id -> UTC ISO instant of the next alert, from ``domain.alerts.next_wakeup``) is
-maintained by the agent and by this timer; a due task goes through the same unit of work as a batch of
-events (without event rows): status row, new alerts, flush, then publication.
+``task-state`` (task id -> its state; ``wake`` is the UTC ISO instant of the task's next alert, from
+``domain.alerts.next_wakeup``) is maintained from every answer of the projector. A due task goes to the
+projector as a ``tick``: the same unit of work as a batch of events, without event rows (status row, new
+alerts, flush, publication). A tick is sent only when none is in flight, so a slow tick is never queued
+twice.
 
 Limitation: the memory table holds the partitions this worker owns; with one worker (the supported
 deployment for the dev stack) that is every task.
@@ -14,7 +16,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import faust
 
@@ -24,29 +25,34 @@ TICK_S = 1.0
 MAX_PER_TICK = 1000
 
 
-def due_tasks(wakeups: Any, now: datetime, limit: int = MAX_PER_TICK) -> set[UUID]:
+def due_tasks(states: Any, now: datetime, limit: int = MAX_PER_TICK) -> list[str]:
+    """Task ids (text) whose wakeup is at or before ``now``, at most ``limit``, earliest first."""
     moment = now.astimezone(UTC).isoformat()
-    due: set[UUID] = set()
-    for task, wake in list(wakeups.items()):
+    due = []
+    for task, state in list(states.items()):
+        wake = (state or {}).get("wake")
         if wake is not None and wake <= moment:  # both UTC ISO 8601 with +00:00: text order is time order
-            due.add(UUID(task.decode() if isinstance(task, bytes) else task))
-            if len(due) >= limit:
-                break
-    return due
+            due.append((wake, task.decode() if isinstance(task, bytes) else str(task)))
+    return [task for _, task in sorted(due)[:limit]]
 
 
 def install_timers(
     app: faust.App,
     processor: Any,
-    wakeups: Any,
-    apply: Callable[[list[dict[str, Any]], set[UUID]], Awaitable[None]],
+    states: Any,
+    submit: Callable[..., Awaitable[None]],
+    in_flight: Any,
 ) -> None:
     @app.timer(TICK_S, on_leader=True, name="taskledger-wakeups")
     async def wake_due_tasks() -> None:
-        if processor.ledger is None:
-            return  # nothing processed yet: no wakeups known
-        due = due_tasks(wakeups, processor.ledger.clock())
+        if processor.opened is None:
+            if app.in_recovery or not app.tables.recovery.completed.is_set():
+                return  # the wakeups are not known before the tables are recovered
+            await processor.ensure_open(states)  # a restart with no new event still raises what falls due
+        if any(kind == "tick" for *_, kind in in_flight):
+            return  # the last tick is still being evaluated: never queue a second
+        due = due_tasks(states, processor.clock())
         processor.stats.timer_ticks += 1
         if due:
             log.info("worker: %d task(s) reached their next wakeup", len(due))
-            await apply([], due)
+            await submit("tick", due, [])
