@@ -1,0 +1,70 @@
+"""The projector's pure helpers: the published JSON, the clock shared with the parent, the due wakeups."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+from uuid import UUID
+
+import orjson
+
+from streams.projector import dumps, shared_clock, touched_tasks
+from streams.timers import due_tasks
+
+TASK = "6f1d7c2e-4b8a-4d3f-9e0c-1a2b3c4d5e6f"
+
+
+def test_a_status_row_is_published_as_json_with_utc_instants_and_plain_dates() -> None:
+    row = {
+        "task_id": UUID(TASK),
+        "as_of": datetime(2026, 4, 30, 10, 0, tzinfo=UTC) + timedelta(hours=7) - timedelta(hours=7),
+        "received_at": datetime.fromisoformat("2026-04-27T09:30:00+07:00"),
+        "deadline": date(2026, 6, 30),
+        "percent": 40,
+        "completed_at": None,
+    }
+    assert orjson.loads(dumps(row)) == {
+        "task_id": TASK,
+        "as_of": "2026-04-30T10:00:00Z",
+        "received_at": "2026-04-27T02:30:00Z",
+        "deadline": "2026-06-30",
+        "percent": 40,
+        "completed_at": None,
+    }
+
+
+def test_a_stopped_clock_gives_the_child_the_parents_instant_exactly() -> None:
+    clock = shared_clock("2026-04-30T10:00:00+07:00@0", origin_wall=time.time() - 3600)
+    assert clock() == datetime(2026, 4, 30, 3, 0, tzinfo=UTC)
+
+
+def test_a_child_started_later_reads_the_parents_accelerated_clock() -> None:
+    """The parent started its 60x clock 10 s (wall) ago: the child's clock reads 600 s past the start, not 0."""
+    start = datetime(2026, 4, 30, 3, 0, tzinfo=UTC)
+    before = time.time()
+    clock = shared_clock(f"{start.isoformat()}@60", origin_wall=before - 10)
+    elapsed = (clock() - start).total_seconds()
+    assert 600 <= elapsed <= 600 + 60 * (time.time() - before) + 1e-3
+
+
+def test_only_task_envelopes_are_evaluated() -> None:
+    envelopes = [
+        {"aggregate_type": "Task", "aggregate_id": TASK},
+        {"aggregate_type": "Directive", "aggregate_id": "11111111-1111-4111-8111-111111111111"},
+        {"aggregate_type": "Task", "aggregate_id": TASK},
+    ]
+    assert touched_tasks(envelopes) == {UUID(TASK)}
+
+
+def test_due_tasks_are_those_whose_wakeup_has_passed_earliest_first_and_bounded() -> None:
+    states = {
+        b"a": {"wake": "2026-04-28T03:00:00+00:00"},
+        b"b": {"wake": "2026-04-28T02:59:59.999999+00:00"},
+        b"c": {"wake": "2026-04-28T03:00:00.000001+00:00"},  # one microsecond in the future
+        b"d": {"wake": None},  # nothing left to raise
+        b"e": None,
+        b"f": {"wake": "2026-04-27T01:00:00+00:00"},
+    }
+    now = datetime(2026, 4, 28, 10, 0, tzinfo=UTC) - timedelta(hours=7)
+    assert due_tasks(states, now) == ["f", "b", "a"]
+    assert due_tasks(states, now, limit=2) == ["f", "b"]
