@@ -40,6 +40,7 @@ from typing import Any
 import faust
 
 from connectors.settings import Settings
+from domain.contract import EVENTS_TOPIC
 from streams.projector import ProjectorClient, ProjectorError, dumps, shared_clock, touched_tasks
 from streams.topics import events_topic
 
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 BATCH = 4000
 WITHIN_S = 0.5
 IN_FLIGHT = 2
+EXIT_PROJECTOR_FAILED = 70  # EX_SOFTWARE
 
 
 @dataclass
@@ -60,6 +62,7 @@ class WorkerStats:
     alerts: int = 0
     timer_ticks: int = 0
     errors: int = 0
+    reseeks: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +78,8 @@ class Processor:
     opened: asyncio.Future[Any] | None = None
     stats: WorkerStats = field(default_factory=WorkerStats)
     clock: Any = None
+    seen: dict[Any, int] = field(default_factory=dict)  # events partition -> last offset consumed
+    last_batch_at: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self.clock = shared_clock(self.settings.clock, self.clock_origin)
@@ -160,10 +165,13 @@ def install(app: faust.App, settings: Settings) -> Processor:
             try:
                 result = await future
             except ProjectorError as error:
+                # Exit at once, without committing: a clean faust stop would wait forever for the unacked
+                # batch ("wait for streams"). The batch is consumed again by the restarted worker (``taskledger
+                # up`` restarts it); the projector dies with this process.
                 processor.stats.errors += 1
-                log.critical("worker: %s; stopping (the batch is not acked: it is consumed again)", error)
-                os.kill(os.getpid(), 15)  # SIGTERM: faust stops cleanly; the supervisor restarts the worker
-                return
+                log.critical("worker: %s; exiting (the batch is not acked: it is consumed again)", error)
+                logging.shutdown()
+                os._exit(EXIT_PROJECTOR_FAILED)
             in_flight.popleft()
             apply_result(result)
             for event in events:
@@ -186,10 +194,15 @@ def install(app: faust.App, settings: Settings) -> Processor:
     @app.agent(source, name="taskledger-projector")
     async def project(stream: Any) -> None:
         async for events in stream.noack_take(BATCH, within=WITHIN_S):
+            processor.last_batch_at = time.monotonic()
+            for event in events:
+                message = event.message
+                processor.seen[message.tp] = message.offset
             await submit("batch", [event.value for event in events], list(events), stream)
 
-    from streams.timers import install_timers
+    from streams.timers import install_timers, install_watchdog
 
     install_timers(app, processor, states, submit, in_flight)
+    install_watchdog(app, processor, in_flight, EVENTS_TOPIC)
 
     return processor

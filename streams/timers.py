@@ -13,6 +13,7 @@ deployment for the dev stack) that is every task.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -56,3 +57,52 @@ def install_timers(
         if due:
             log.info("worker: %d task(s) reached their next wakeup", len(due))
             await submit("tick", due, [])
+
+
+WATCHDOG_S = 5.0
+
+
+def unconsumed(consumer: Any, seen: dict[Any, int], topic: str) -> dict[Any, tuple[int, int]]:
+    """Assigned partitions of ``topic`` whose high watermark (from the consumer's last fetch) is past the
+    next offset this worker should consume: {tp: (next offset, high watermark)}."""
+    committed = getattr(consumer, "_committed_offset", {})
+    behind = {}
+    for tp in consumer.assignment():
+        if tp.topic != topic:
+            continue
+        try:
+            high = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - not fetched yet: nothing known
+            continue
+        if high is None or high < 0:
+            continue
+        last = seen.get(tp)
+        wanted = last + 1 if last is not None else (committed.get(tp) or 0)
+        if high > wanted:
+            behind[tp] = (wanted, high)
+    return behind
+
+
+def install_watchdog(app: faust.App, processor: Any, in_flight: Any, topic: str) -> None:
+    """Re-seek to the committed offsets when records wait on a partition but none has arrived for
+    ``WATCHDOG_S`` seconds and nothing is in flight.
+
+    Measured on the dev broker: a record fetched while the table changelog is being recovered at start-up
+    is dropped by faust (flow suspended) and, at times, never fetched again after the seek to committed
+    offsets, so a restarted worker would sit idle with events waiting (tests/streams/test_acceptance.py).
+    Seeking again re-delivers them (at-least-once: every sink is idempotent)."""
+
+    @app.timer(WATCHDOG_S, name="taskledger-stall-watchdog")
+    async def unstick() -> None:
+        if processor.opened is None or in_flight or app.in_recovery:
+            return
+        if time.monotonic() - processor.last_batch_at < WATCHDOG_S:
+            return
+        behind = unconsumed(app.consumer, processor.seen, topic)
+        if behind:
+            shown = ", ".join(f"{tp.partition}: next {w}, end {h}" for tp, (w, h) in sorted(behind.items()))
+            log.warning("worker: records wait but none arrived for %.0f s (%s); seeking to the committed offsets",
+                        WATCHDOG_S, shown)  # fmt: skip
+            processor.stats.reseeks += 1
+            processor.last_batch_at = time.monotonic()
+            await app.consumer.perform_seek()

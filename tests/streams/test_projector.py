@@ -7,9 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 import orjson
+from faust.types import TP
 
 from streams.projector import dumps, shared_clock, touched_tasks
-from streams.timers import due_tasks
+from streams.timers import due_tasks, unconsumed
 
 TASK = "6f1d7c2e-4b8a-4d3f-9e0c-1a2b3c4d5e6f"
 
@@ -68,3 +69,31 @@ def test_due_tasks_are_those_whose_wakeup_has_passed_earliest_first_and_bounded(
     now = datetime(2026, 4, 28, 10, 0, tzinfo=UTC) - timedelta(hours=7)
     assert due_tasks(states, now) == ["f", "b", "a"]
     assert due_tasks(states, now, limit=2) == ["f", "b"]
+
+
+class _Consumer:
+    """The three things ``unconsumed`` reads from faust's consumer (its assignment, the high watermark of
+    each partition from the last fetch, the committed offsets faust keeps): plain data, no broker."""
+
+    def __init__(self, high: dict[TP, int], committed: dict[TP, int]) -> None:
+        self.high, self._committed_offset = high, committed
+
+    def assignment(self) -> set[TP]:
+        return set(self.high)
+
+    def highwater(self, tp: TP) -> int:
+        return self.high[tp]
+
+
+def test_the_watchdog_sees_partitions_whose_records_wait_unconsumed() -> None:
+    events = [TP("taskledger.events.v1", p) for p in range(4)]
+    changelog = TP("taskledger-worker-task-state-changelog", 0)
+    consumer = _Consumer(
+        {events[0]: 8, events[1]: 5, events[2]: 3, events[3]: -1, changelog: 9},
+        {events[0]: 7, events[1]: 5, events[2]: 0},
+    )
+    seen = {events[2]: 2}  # partition 2: offsets 0..2 consumed since the start
+    # partition 0: committed 7 (next to read), record 7 waits; partition 1: at its end; 2: consumed to the end;
+    # 3: never fetched; the changelog is not the events topic
+    assert unconsumed(consumer, seen, "taskledger.events.v1") == {events[0]: (7, 8)}
+    assert unconsumed(consumer, {events[0]: 7, **seen}, "taskledger.events.v1") == {}
