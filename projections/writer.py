@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from operator import itemgetter
 from typing import Any, Protocol
 
 
@@ -49,10 +50,11 @@ class BatchWriter:
         self.columns = tuple(columns)
         if not self.columns:
             raise ValueError("a writer needs the table's insert columns")
+        self._values = itemgetter(*self.columns) if len(self.columns) > 1 else lambda row: (row[self.columns[0]],)
         self.max_rows = max_rows
         self.max_seconds = max_seconds
         self._clock = clock
-        self._buffer: list[list[Any]] = []
+        self._buffer: list[tuple[Any, ...]] = []
         self._oldest: float | None = None
         self._lock = threading.RLock()
         self._closed = False
@@ -66,18 +68,18 @@ class BatchWriter:
         oldest buffered row is due. Returns the number of rows inserted by this call."""
         if self._closed:
             raise RuntimeError(f"BatchWriter({self.table}) is closed")
-        columns = self.columns
+        values = self._values
         with self._lock:
-            for row in rows:
-                try:
-                    values = [row[c] for c in columns]
-                except KeyError as missing:
-                    raise ValueError(
-                        f"{self.table}: row lacks column {missing.args[0]!r} (insert columns: {', '.join(columns)})"
-                    ) from None
-                if self._oldest is None:
-                    self._oldest = self._clock()
-                self._buffer.append(values)
+            buffered = len(self._buffer)
+            try:
+                self._buffer.extend(map(values, rows))  # the row's values in column order, in C
+            except KeyError as missing:
+                del self._buffer[buffered:]  # nothing of a refused call stays buffered
+                raise ValueError(
+                    f"{self.table}: row lacks column {missing.args[0]!r} (insert columns: {', '.join(self.columns)})"
+                ) from None
+            if self._oldest is None and len(self._buffer) > buffered:
+                self._oldest = self._clock()
             written = 0
             while len(self._buffer) >= self.max_rows:
                 written += self._insert(self.max_rows)

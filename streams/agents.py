@@ -48,7 +48,7 @@ __all__ = ["BATCH", "IN_FLIGHT", "WITHIN_S", "Processor", "WorkerStats", "dumps"
 
 log = logging.getLogger(__name__)
 
-BATCH = 4000
+BATCH = 10_000
 WITHIN_S = 0.5
 IN_FLIGHT = 2
 EXIT_PROJECTOR_FAILED = 70  # EX_SOFTWARE

@@ -117,6 +117,15 @@ def test_a_row_without_a_column_is_refused_by_name() -> None:
         writer.add([{"id": 1}])
 
 
+def test_a_refused_row_leaves_nothing_of_its_call_buffered() -> None:
+    writer = BatchWriter(FakeClient(), "task_events", COLUMNS)
+    writer.add([{"id": 0, "name": "kept"}])
+    with pytest.raises(ValueError, match="row lacks column 'name'"):
+        writer.add([{"id": 1, "name": "a"}, {"id": 2}])
+    assert writer.pending == 1
+    assert writer.flush() == 1
+
+
 def test_bad_bounds_are_refused() -> None:
     with pytest.raises(ValueError):
         BatchWriter(FakeClient(), "t", COLUMNS, max_rows=0)
