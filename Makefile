@@ -34,3 +34,6 @@ test: install
 
 bench: install
 	$(PY) -m bench.bench_commands
+	$(PY) -m bench.bench_relay
+	$(PY) -m bench.bench_audit
+	$(PY) -m bench.bench_streams

@@ -25,7 +25,7 @@ store in a temporary ``TASKLEDGER_HOME`` (the worker reads it, as ``taskledger w
 4. sink   a subprocess opens the worker's chdb directory (chdb: one process per directory) and inserts the
           same rows into empty copies (``CREATE TABLE .. AS``) of the three tables, timed, 3 rounds interleaved:
           (a) ``projections.writer.BatchWriter`` fed and flushed at the worker's cadence (per worker batch: its
-          event rows, its status rows, its alert rows, then the three flushes, as ``Processor.process``);
+          event rows, its status rows, its alert rows, then the three flushes, as the projector's ``_apply``);
           (a') the same writers fed everything, then flushed (10,000-row inserts);
           (b) raw ``client.insert(table, rows, column_names=...)`` in batches of 10,000 (value lists built
           beforehand, not timed); (b') raw at the worker's cadence. Headline: (a)/(b), rows/s over rows/s.
@@ -37,7 +37,7 @@ store in a temporary ``TASKLEDGER_HOME`` (the worker reads it, as ``taskledger w
           steady rate (``--fresh-rate`` per s for ``--fresh-seconds``), each stamped (perf_counter) before the
           call. chdb belongs to the worker process, so visibility is observed through the worker's
           publications: it sends a task's status to ``taskledger.task-status.v1`` only AFTER the batch's
-          ClickHouse flush (``streams.agents``: ``Processor.process`` flushes the three writers, then ``apply``
+          ClickHouse flush (``streams.projector.Projector._apply`` flushes the three writers, then
           publishes). A group-less consumer on that topic: the event (task, version) is visible when a status
           of the task with version >= that version arrives. This is an upper bound of the ClickHouse
           freshness (it adds the worker's publish and the consumer's fetch, ~10 ms). The same consumer also
@@ -48,8 +48,8 @@ store in a temporary ``TASKLEDGER_HOME`` (the worker reads it, as ``taskledger w
           ClickHouse itself (resolution: the poll interval plus the query; the queries share the worker's chdb
           thread, so they also cost the worker a little).
 
-``--profile`` runs the worker of step 2 under cProfile instead (bench wrapper: one profiler in the event loop
-thread, one around ``Processor.process`` in the worker thread) and writes
+``--profile`` runs the worker of step 2 under cProfile instead (bench wrapper: one profiler in the Faust event
+loop thread, one around every request in the projector process) and writes
 ``bench/results/profile-streams-worker.txt``; its rate is slower and is not written to streams.json.
 
 Results: a table (stderr with --json, which prints the JSON on stdout) and bench/results/streams.json.
@@ -349,26 +349,51 @@ def ceiling_main(bootstrap: str, app_id: str, datadir: str) -> int:
 
 
 # ----------------------------------------------------------------------- profiled worker (child)
+PROJECTOR_PROFILE_ENV = "BENCH_STREAMS_PROJECTOR_PROFILE"
+
+
+def profiled_projector_main(*args: Any) -> None:
+    """The projector process (``streams.projector.child_main``) with cProfile around every ``batch`` and
+    ``tick`` request (they run in its ``chdb`` thread: fold, evaluation, chdb inserts, publications); the
+    statistics go to the file named by ``$BENCH_STREAMS_PROJECTOR_PROFILE`` when it stops."""
+    from streams import projector
+
+    prof, spent = cProfile.Profile(), [0.0]
+
+    def wrap(original: Any) -> Any:
+        def profiled(self: Any, payload: Any) -> Any:
+            t0 = time.perf_counter()
+            prof.enable()
+            try:
+                return original(self, payload)
+            finally:
+                prof.disable()
+                spent[0] += time.perf_counter() - t0
+
+        return profiled
+
+    projector.Projector.batch = wrap(projector.Projector.batch)  # type: ignore[method-assign]
+    projector.Projector.tick = wrap(projector.Projector.tick)  # type: ignore[method-assign]
+    try:
+        projector.child_main(*args)
+    finally:
+        text = io.StringIO()
+        text.write(f"projector: batch + tick requests, {spent[0]:.2f} s under the profiler\n\n")
+        stats = pstats.Stats(prof, stream=text)
+        stats.sort_stats("cumulative").print_stats(50)
+        stats.sort_stats("tottime").print_stats(35)
+        Path(os.environ[PROJECTOR_PROFILE_ENV]).write_text(text.getvalue())
+
+
 def profiled_worker_main(out: str) -> int:
-    """``streams.run.run_worker`` with cProfile in the event loop thread and around every
-    ``Processor.process`` call (the worker thread: fold, evaluation, chdb inserts)."""
-    from streams import agents
+    """``streams.run.run_worker`` with cProfile in the Faust event loop thread, and the projector process
+    started as ``profiled_projector_main`` (spawn imports it by name from this module)."""
+    from streams import projector
     from streams.run import run_worker
 
-    loop_prof, work_prof = cProfile.Profile(), cProfile.Profile()
-    original = agents.Processor.process
-    spent = [0.0]
-
-    def process(self: Any, *args: Any) -> Any:
-        t0 = time.perf_counter()
-        work_prof.enable()
-        try:
-            return original(self, *args)
-        finally:
-            work_prof.disable()
-            spent[0] += time.perf_counter() - t0
-
-    agents.Processor.process = process  # type: ignore[method-assign]
+    os.environ[PROJECTOR_PROFILE_ENV] = out + ".projector"
+    projector.child_main = profiled_projector_main  # type: ignore[assignment]  # ProjectorClient.start's target
+    loop_prof = cProfile.Profile()
     sys.argv = sys.argv[:1]
     loop_prof.enable()
     try:
@@ -376,12 +401,16 @@ def profiled_worker_main(out: str) -> int:
     finally:
         loop_prof.disable()
         text = io.StringIO()
-        text.write(f"worker thread: Processor.process, {spent[0]:.2f} s under the profiler\n\n")
-        for title, prof in (("WORKER THREAD (Processor.process)", work_prof), ("EVENT LOOP THREAD", loop_prof)):
-            text.write(f"==================== {title}\n")
-            stats = pstats.Stats(prof, stream=text)
-            stats.sort_stats("cumulative").print_stats(45)
-            stats.sort_stats("tottime").print_stats(35)
+        for _ in range(100):  # the projector writes its profile once it has stopped
+            if Path(out + ".projector").exists():
+                break
+            time.sleep(0.1)
+        projector_text = Path(out + ".projector").read_text() if Path(out + ".projector").exists() else "(none)\n"
+        text.write("==================== PROJECTOR PROCESS (batch + tick requests)\n" + projector_text)
+        text.write("==================== FAUST EVENT LOOP THREAD\n")
+        stats = pstats.Stats(loop_prof, stream=text)
+        stats.sort_stats("cumulative").print_stats(45)
+        stats.sort_stats("tottime").print_stats(35)
         Path(out).write_text(text.getvalue())
     return code
 
