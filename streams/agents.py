@@ -93,13 +93,25 @@ class Processor:
         """Open the projector once, with the raised alert ids recovered in the ``task-state`` table."""
         self.start()
         assert self.projector is not None
-        if self.opened is None:
-            known = {_text(task): list((state or {}).get("raised") or ()) for task, state in states.items()}
-            self.opened = self.projector.submit("open", known)
-            info = await self.opened
-            log.info("worker: projector %s ready (%d tasks with raised alerts)", info["pid"], info["raised_tasks"])
-        else:
-            await self.opened
+        try:
+            if self.opened is None:
+                known = {_text(task): list((state or {}).get("raised") or ()) for task, state in states.items()}
+                self.opened = self.projector.submit("open", known)
+                info = await self.opened
+                log.info("worker: projector %s ready (%d tasks with raised alerts)", info["pid"], info["raised_tasks"])
+            else:
+                await self.opened
+        except ProjectorError as error:
+            self.fatal(error)
+
+    def fatal(self, error: BaseException) -> None:
+        """Exit at once, without committing: a clean faust stop would wait forever for the unacked batch
+        ("wait for streams"). The batch is consumed again by the restarted worker (``taskledger up``
+        restarts it); the projector dies with this process (``PR_SET_PDEATHSIG``)."""
+        self.stats.errors += 1
+        log.critical("worker: %s; exiting (nothing unfinished is acked: it is consumed again)", error)
+        logging.shutdown()
+        os._exit(EXIT_PROJECTOR_FAILED)
 
     def close(self) -> None:
         """Flush and stop the projector (called by ``streams.run`` once the worker stopped)."""
@@ -165,13 +177,7 @@ def install(app: faust.App, settings: Settings) -> Processor:
             try:
                 result = await future
             except ProjectorError as error:
-                # Exit at once, without committing: a clean faust stop would wait forever for the unacked
-                # batch ("wait for streams"). The batch is consumed again by the restarted worker (``taskledger
-                # up`` restarts it); the projector dies with this process.
-                processor.stats.errors += 1
-                log.critical("worker: %s; exiting (the batch is not acked: it is consumed again)", error)
-                logging.shutdown()
-                os._exit(EXIT_PROJECTOR_FAILED)
+                processor.fatal(error)
             in_flight.popleft()
             apply_result(result)
             for event in events:

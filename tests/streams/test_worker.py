@@ -10,6 +10,8 @@ worker process, so the test stops it (SIGTERM) before reading the tables.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -32,7 +34,16 @@ from domain.contract import ALERTS_TOPIC, STATUS_TOPIC
 from projections.rows import status_row
 from tests.conftest import APPROVER, ASSIGNEE, OFFICE, Clock
 from tests.kafka_fixtures import fresh_broker  # noqa: F401  (fixture)
-from tests.streams.support import processed, public_events, reap, relay_all, start_worker, stop_worker, wait_for
+from tests.streams.support import (
+    processed,
+    public_events,
+    reap,
+    relay_all,
+    start_worker,
+    stop_worker,
+    wait_for,
+    worker_env,
+)
 
 AS_OF = datetime(2026, 4, 30, 3, 0, tzinfo=UTC)  # Thu 2026-04-30 10:00 local
 TASKS = 50
@@ -134,3 +145,46 @@ def test_the_worker_projects_status_and_raises_each_alert_once(
 
 def expected_status(app: TaskLedger, task: UUID) -> str:
     return str(app.task_view(task)["status"])
+
+
+def test_a_projector_that_cannot_open_its_store_makes_the_worker_exit_70_without_committing(
+    fresh_broker: DevBroker,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The analytical store is a ClickHouse server that does not answer: the projector cannot open it, the
+    first request (the ``open`` sent once the tables are recovered, with no event at all) fails, and the
+    worker exits at once with code 70 instead of hanging in faust's clean stop (``taskledger up`` restarts
+    it). Its projector child goes with it."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]  # nothing listens there once the socket is closed
+    home, log = tmp_path / "home", tmp_path / "worker.log"
+    home.mkdir()
+    env = worker_env(fresh_broker.bootstrap, home, tmp_path / "olap", "2026-04-30T10:00:00+07:00@0")
+    env["TASKLEDGER_CLICKHOUSE_URL"] = f"http://127.0.0.1:{closed_port}"
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams.run"], cwd=str(tmp_path), env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        try:
+            code = worker.wait(90)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the worker did not exit; log:\n{log.read_text()[-4000:]}")
+
+        def group() -> list[str]:  # processes left in the worker's process group (its projector)
+            return subprocess.run(["pgrep", "-g", str(worker.pid)], capture_output=True, text=True).stdout.split()
+
+        deadline = time.monotonic() + 10
+        while group() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert group() == []  # the projector died with it
+    finally:
+        reap(worker)
+    text = log.read_text()
+    assert code == 70, text[-4000:]
+    assert "exiting (nothing unfinished is acked" in text
+    assert f"cannot reach the ClickHouse server at TASKLEDGER_CLICKHOUSE_URL='http://127.0.0.1:{closed_port}" in text
