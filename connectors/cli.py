@@ -896,19 +896,23 @@ def projections_rebuild(as_json: JsonOpt = False) -> None:
     from connectors.clickhouse import clickhouse_url, connect, migrate, parse_url
     from connectors.rebuild import rebuild
 
-    url = clickhouse_url(_settings())
+    settings = _settings()
+    url, policy = clickhouse_url(settings), settings.alert_policy()
     ledger = _ledger()
     try:
         with closing(connect(url)) as client:
             migrate(client)
             if as_json:
-                result = rebuild(ledger, client)
+                result = rebuild(ledger, client, policy=policy)
             else:
                 columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
                 with Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
                     job = bar.add_task("rebuilding", total=None)
                     result = rebuild(
-                        ledger, client, progress=lambda done, total: bar.update(job, completed=done, total=total)
+                        ledger,
+                        client,
+                        progress=lambda done, total: bar.update(job, completed=done, total=total),
+                        policy=policy,
                     )
     finally:
         ledger.close()

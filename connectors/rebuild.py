@@ -40,7 +40,7 @@ import orjson
 from connectors.clickhouse import fresh_copy, insert_columns, swap_in
 from connectors.eventstore import events_table, query
 from domain import views
-from domain.alerts import alerts_and_wakeup
+from domain.alerts import DEFAULT_POLICY, AlertPolicy, alerts_and_wakeup
 from domain.clocks import task_clocks
 from domain.contract import CREATION_TOPICS, STORED_TOPICS, confidentiality_of, envelope_from_stored
 from domain.directive import Directive
@@ -113,15 +113,15 @@ class StoredEvents:
 
 # -- per task -------------------------------------------------------------------------------------------------
 def task_rows(
-    task: Task, folded: dict[UUID, Aggregate], calendars: Any, as_of: datetime
+    task: Task, folded: dict[UUID, Aggregate], calendars: Any, as_of: datetime, policy: AlertPolicy = DEFAULT_POLICY
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The ``task_status`` row and the ``task_alerts`` rows of one folded task at ``as_of``."""
-    status, alerts, _ = task_rows_and_wakeup(task, folded, calendars, as_of)
+    status, alerts, _ = task_rows_and_wakeup(task, folded, calendars, as_of, policy)
     return status, alerts
 
 
 def task_rows_and_wakeup(
-    task: Task, folded: dict[UUID, Aggregate], calendars: Any, as_of: datetime
+    task: Task, folded: dict[UUID, Aggregate], calendars: Any, as_of: datetime, policy: AlertPolicy = DEFAULT_POLICY
 ) -> tuple[dict[str, Any], list[dict[str, Any]], datetime | None]:
     """``task_rows`` and the task's next wakeup (``domain.alerts.next_wakeup``), from one evaluation."""
     directive = folded.get(task.directive_id)
@@ -135,7 +135,7 @@ def task_rows_and_wakeup(
     by_instance = {(c.name, c.due_at): d for c, d in zip(clocks, shown, strict=True)}
     closed = task.completed_at or task.cancelled_at
     alerts: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    now, wakeup = alerts_and_wakeup(task.id, clocks, calendars, as_of, closed_at=closed)
+    now, wakeup = alerts_and_wakeup(task.id, clocks, calendars, as_of, policy, closed_at=closed)
     for alert in now:
         if alert.key not in alerts:
             alerts[alert.key] = alert_row(view, by_instance[(alert.clock, alert.due_at)], alert.kind.value, alert.at)
@@ -163,12 +163,14 @@ def rebuild(
     progress: Progress | None = None,
     writer: type[BatchWriter] = BatchWriter,
     batch_rows: int = WRITE_BATCH,
+    policy: AlertPolicy = DEFAULT_POLICY,
 ) -> dict[str, Any]:
     """Rebuild ``task_events``, ``task_status`` and ``task_alerts`` from the event store (see the module doc).
 
     ``progress(done, total)`` is called as work advances: ``total`` = the head notification id + the number
     of tasks; ``done`` reaches ``total`` at the end. ``writer`` (a ``BatchWriter`` class) and ``batch_rows``
-    are for tuning and tests. The tables must exist (``migrate`` first).
+    are for tuning and tests; ``policy`` gives the alert thresholds (``Settings.alert_policy()``, the
+    worker's). The tables must exist (``migrate`` first).
 
     Returns ``{"as_of": ISO, "tables": {table: rows}, "notifications": n, "tasks": n, "rows": n,
     "seconds": s, "rows_per_s": r}``. On any error before the swap the copies are dropped, the live tables
@@ -209,7 +211,7 @@ def rebuild(
         tasks = [a for a in folded.values() if isinstance(a, Task)]
         total = head + len(tasks)  # the log may have grown since it was counted
         for index, task in enumerate(tasks, 1):
-            status, alerts = task_rows(task, folded, calendars, moment)
+            status, alerts = task_rows(task, folded, calendars, moment, policy)
             writers["task_status"].append(status)
             writers["task_alerts"].add(alerts)
             if index % 500 == 0:

@@ -51,8 +51,28 @@ class Settings(BaseSettings):
     audit_checkpoint_every: int = Field(
         10_000, description="seal a signed audit checkpoint every N events (taskledger up, demo); 0 = only on demand"
     )
+    alert_warning_share: float = Field(
+        0.5, description="share of a clock's working time after which its 'warning' alert is raised"
+    )
+    alert_due_soon_share: float = Field(
+        0.9, description="share of a clock's working time after which its 'due_soon' alert is raised"
+    )
     actor: str | None = Field(None, description="default --actor ROLE:AGENCY:USER")
     clock: str | None = Field(None, description="fixed or accelerated clock: ISO instant[@speed]")
+
+    def alert_policy(self) -> Any:
+        """``domain.alerts.AlertPolicy`` of TASKLEDGER_ALERT_WARNING_SHARE / TASKLEDGER_ALERT_DUE_SOON_SHARE
+        (the worker and ``projections rebuild`` must use the same one)."""
+        from domain.alerts import AlertPolicy
+        from domain.errors import ValidationError
+
+        try:
+            return AlertPolicy(self.alert_warning_share, self.alert_due_soon_share)
+        except ValidationError as error:
+            name = {"warning_share": "alert_warning_share", "due_soon_share": "alert_due_soon_share"}.get(
+                error.field, error.field
+            )
+            raise ValidationError(f"TASKLEDGER_{name.upper()}", error.rule) from None
 
     @property
     def sqlite_path(self) -> Path:

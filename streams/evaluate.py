@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from connectors.rebuild import task_rows_and_wakeup
+from domain.alerts import DEFAULT_POLICY, AlertPolicy
 from domain.task import Task
 
 
@@ -92,6 +93,7 @@ def evaluate_tasks(
     as_of: datetime,
     raised: Callable[[str], frozenset[str]],
     folds: Folds | None = None,
+    policy: AlertPolicy = DEFAULT_POLICY,
 ) -> Evaluation:
     """Status and alerts of ``task_ids`` (and their parents) at ``as_of``; alerts whose id is in
     ``raised[task]`` are left out (raised once)."""
@@ -106,7 +108,7 @@ def evaluate_tasks(
         if not isinstance(task, Task):
             continue
         key = str(task_id)
-        status, alerts, wake = task_rows_and_wakeup(task, folded, calendars, moment)
+        status, alerts, wake = task_rows_and_wakeup(task, folded, calendars, moment, policy)
         seen = raised(key)
         result.statuses[key] = status
         result.new_alerts[key] = [row for row in alerts if row["alert_id"] not in seen]

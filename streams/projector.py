@@ -93,6 +93,7 @@ class Projector:
     writers: dict[str, Any] = field(default_factory=dict)
     producer: Any = None
     folds: Any = None
+    policy: Any = None
     raised: dict[str, set[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)  # chdb is used by requests and by readers
 
@@ -116,6 +117,7 @@ class Projector:
         }
         self.producer = k.producer(self.settings.bootstrap, client_id="taskledger-worker-projector")
         self.folds = Folds()
+        self.policy = self.settings.alert_policy()
 
     def load_raised(self, raised: dict[str, list[str]]) -> dict[str, Any]:
         """The alert ids already raised, per task, as recovered in the app's ``task-state`` table."""
@@ -141,7 +143,7 @@ class Projector:
         def seen(task: str) -> frozenset[str]:
             return frozenset(self.raised.get(task, ()))
 
-        result = evaluate_tasks(self.ledger, task_ids, self.ledger.clock(), seen, self.folds)
+        result = evaluate_tasks(self.ledger, task_ids, self.ledger.clock(), seen, self.folds, self.policy)
         with self.lock:
             self.writers["task_status"].add(result.statuses.values())
             self.writers["task_alerts"].add(a for rows in result.new_alerts.values() for a in rows)

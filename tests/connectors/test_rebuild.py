@@ -25,6 +25,7 @@ import pytest
 
 from connectors.clickhouse import REBUILD_SUFFIX, migrate
 from connectors.rebuild import rebuild, table_checksums
+from connectors.settings import Settings
 from connectors.sql import as_objects, run_sql
 from domain import commands as c
 from domain.application import TaskLedger
@@ -192,6 +193,51 @@ def test_a_rebuild_fills_every_table_from_the_event_store(store: Any, ledger: Le
         ("overdue", datetime(2026, 4, 28, 3, 5, tzinfo=UTC), datetime(2026, 4, 28, 3, 5, tzinfo=UTC), "HN"),
     ]
     assert fresh_tables(store) == []
+
+
+def receipt_alerts_of(client: Any, task: UUID) -> dict[str, datetime]:
+    found = rows(
+        client,
+        f"SELECT kind, raised_at FROM task_alerts FINAL WHERE task_id = '{task}' AND clock = 'receipt' ORDER BY kind",
+    )
+    return {kind: raised.astimezone(UTC) for kind, raised in found}
+
+
+def test_the_alert_thresholds_are_the_configured_shares_of_working_time(store: Any, ledger: Ledger) -> None:
+    """t5 is assigned Friday 24 April 2026 15:05 local and never received: its receipt clock (4 working
+    hours) runs 15:05-17:00 Friday (1 h 55), skips Monday 27 (Hung Kings' day, observed) and falls due
+    Tuesday 28 at 10:05 local. 50 % (2 h) is Tuesday 08:05, 90 % (3 h 36) Tuesday 09:41; with the shares
+    25 % / 75 %: 1 h -> Friday 16:05, 3 h -> Tuesday 09:05."""
+    t5 = ledger.tasks["t5"]
+    rebuild(ledger.app, store, as_of=AS_OF)
+    assert receipt_alerts_of(store, t5) == {
+        "due_now": datetime(2026, 4, 28, 3, 5, tzinfo=UTC),
+        "due_soon": datetime(2026, 4, 28, 2, 41, tzinfo=UTC),
+        "overdue": datetime(2026, 4, 28, 3, 5, tzinfo=UTC),  # raised_at = the due instant it passed
+        "warning": datetime(2026, 4, 28, 1, 5, tzinfo=UTC),
+    }
+    rebuild(
+        ledger.app,
+        store,
+        as_of=AS_OF,
+        policy=Settings(alert_warning_share=0.25, alert_due_soon_share=0.75).alert_policy(),
+    )
+    assert receipt_alerts_of(store, t5) == {
+        "due_now": datetime(2026, 4, 28, 3, 5, tzinfo=UTC),
+        "due_soon": datetime(2026, 4, 28, 2, 5, tzinfo=UTC),
+        "overdue": datetime(2026, 4, 28, 3, 5, tzinfo=UTC),  # raised_at = the due instant it passed
+        "warning": datetime(2026, 4, 24, 9, 5, tzinfo=UTC),
+    }
+
+
+def test_alert_shares_out_of_order_are_refused_naming_the_setting() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(alert_warning_share=0.95, alert_due_soon_share=0.9).alert_policy()
+    assert refused.value.field == "TASKLEDGER_ALERT_DUE_SOON_SHARE"
+    assert "must be greater than warning_share (0.95)" in refused.value.rule
+    with pytest.raises(ValidationError) as refused:
+        Settings(alert_warning_share=0, alert_due_soon_share=0.9).alert_policy()
+    assert refused.value.field == "TASKLEDGER_ALERT_WARNING_SHARE"
 
 
 def test_rebuilding_twice_gives_identical_checksums(store: Any, ledger: Ledger) -> None:
