@@ -81,10 +81,7 @@ def generate(app: TaskLedger, events: int, batch: int, agencies: int, signed: An
         app.execute_batch(chunk)
         done += len(chunk)
         elapsed = time.perf_counter() - t0
-        line = (
-            f"  generating {done:>9,}/{workload.commands:,} events  {elapsed:6.1f} s  "
-            f"{done / elapsed:8,.0f} ev/s"
-        )
+        line = f"  generating {done:>9,}/{workload.commands:,} events  {elapsed:6.1f} s  {done / elapsed:8,.0f} ev/s"
         if tty and not quiet:
             sys.stderr.write("\r" + line + "\x1b[K")
         elif done >= next_mark * workload.commands:
@@ -204,8 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         if existing < args.events:
             if existing > 1:  # more than the working calendar the ledger records on opening
                 raise SystemExit(f"{home} holds {existing} events, fewer than --events; remove it first")
-            _log(args.quiet, f"generating >= {args.events:,} events through TaskLedger.execute_batch "
-                             f"(batches of {args.batch}) into {home / 'taskledger.sqlite'}")
+            _log(
+                args.quiet,
+                f"generating >= {args.events:,} events through TaskLedger.execute_batch "
+                f"(batches of {args.batch}) into {home / 'taskledger.sqlite'}",
+            )
             generation = generate(app, args.events, args.batch, args.agencies, signed, args.quiet)
         key = ai.ensure_audit_key(tmp / "pki")
         t0 = time.perf_counter()
@@ -241,9 +241,12 @@ def main(argv: list[str] | None = None) -> int:
                 "checkpoints_verified": report.checkpoints_verified,
             }
             pairs.append(pair)
-            _log(args.quiet, f"  pair {rep + 1}: raw {pair['raw_events_per_s']:>9,} ev/s   raw lean "
-                             f"{pair['raw_lean_events_per_s']:>9,} ev/s   verify {pair['verify_events_per_s']:>9,} ev/s"
-                             f"   verify/raw {pair['ratio'] * 100:5.1f} %")
+            _log(
+                args.quiet,
+                f"  pair {rep + 1}: raw {pair['raw_events_per_s']:>9,} ev/s   raw lean "
+                f"{pair['raw_lean_events_per_s']:>9,} ev/s   verify {pair['verify_events_per_s']:>9,} ev/s"
+                f"   verify/raw {pair['ratio'] * 100:5.1f} %",
+            )
         median = sorted(pairs, key=lambda p: p["ratio"])[len(pairs) // 2]
         result: dict[str, Any] = {
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -273,8 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         _log(args.quiet, "  verify through recorder.select_notifications (b') ...")
         report, slow_s = verify(app, args.page, lean=False)
-        result["verify_select_notifications"] = {"events_per_s": round(_rate(report.events, slow_s)),
-                                                 "seconds": round(slow_s, 3), "ok": report.ok}
+        result["verify_select_notifications"] = {
+            "events_per_s": round(_rate(report.events, slow_s)),
+            "seconds": round(slow_s, 3),
+            "ok": report.ok,
+        }
         if not args.no_replay:
             _log(args.quiet, "  replay (c): folding every aggregate through eventsourcing ...")
             events, aggregates, replay_s = replay(app, args.page)

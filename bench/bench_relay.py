@@ -160,14 +160,24 @@ def open_ledger(env: dict[str, str], workdir: Path) -> tuple[TaskLedger, UUID]:
     pki = init_dev_pki(workdir / "pki", now=PKI_AT)
     app = TaskLedger(env=env, clock=lambda: START, trusted_roots=read_trusted_roots([pki.trusted_roots]))
     document = b"document of 57-NQ/TW"
-    bundle = sign_document(document, key_pem=pki.signer_key.read_bytes(),
-                           cert_chain_pem=pki.signer_cert.read_bytes(), now=SIGNED_AT)
-    directive = app.execute(OFFICE, c.RegisterDirective(
-        symbol="57-NQ/TW", title="Resolution 57-NQ/TW",
-        summary="Breakthroughs in science, technology and innovation", issued_on=date(2026, 4, 22),
-        signer="To Lam", issuing_body="Politburo", presenting_body="Central Party Office",
-        confidentiality=Confidentiality.REGULAR, document_sha256=document_digest(document), signature=bundle,
-    )).aggregate_id
+    bundle = sign_document(
+        document, key_pem=pki.signer_key.read_bytes(), cert_chain_pem=pki.signer_cert.read_bytes(), now=SIGNED_AT
+    )
+    directive = app.execute(
+        OFFICE,
+        c.RegisterDirective(
+            symbol="57-NQ/TW",
+            title="Resolution 57-NQ/TW",
+            summary="Breakthroughs in science, technology and innovation",
+            issued_on=date(2026, 4, 22),
+            signer="To Lam",
+            issuing_body="Politburo",
+            presenting_body="Central Party Office",
+            confidentiality=Confidentiality.REGULAR,
+            document_sha256=document_digest(document),
+            signature=bundle,
+        ),
+    ).aggregate_id
     return app, directive
 
 
@@ -176,8 +186,10 @@ def task_commands(directive_id: UUID, key: str, i: int) -> list[tuple[Actor, c.C
     cid = f"{key}{i}"
     task_id = task_id_for(cid)
     return [
-        (OFFICE, c.AssignTask(directive_id=directive_id, content=f"task {i}", assignee="HN", monitor="BKT",
-                              command_id=cid)),
+        (
+            OFFICE,
+            c.AssignTask(directive_id=directive_id, content=f"task {i}", assignee="HN", monitor="BKT", command_id=cid),
+        ),
         (ASSIGNEE, c.ReceiveTask(task_id=task_id)),
         (ASSIGNEE, c.ReportProgress(task_id=task_id, percent=40, note="half way")),
         (APPROVER, c.ApproveProgress(task_id=task_id)),
@@ -218,8 +230,13 @@ def load(app: TaskLedger, directive_id: UUID, events: int, batch: int, quiet: bo
         done += len(app.execute_batch(pending))
     seconds = time.perf_counter() - t0
     show(final=True)
-    return {"tasks": tasks, "commands": done, "seconds": round(seconds, 3),
-            "events_per_s": round(done / seconds, 1), "batch": batch}
+    return {
+        "tasks": tasks,
+        "commands": done,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(done / seconds, 1),
+        "batch": batch,
+    }
 
 
 # ------------------------------------------------------------------------------ relay runs
@@ -235,8 +252,10 @@ class TimedRelay(Relay):
         self.t: dict[str, float] = dict.fromkeys((*self.PARTS, "publish"), 0.0)
         self.calls: dict[str, int] = dict.fromkeys(self.t, 0)
         recorder = self.app.recorder
-        self._wrapped = [(recorder, "select_notifications", "select_notifications"),
-                         (recorder, "max_notification_id", "head")]
+        self._wrapped = [
+            (recorder, "select_notifications", "select_notifications"),
+            (recorder, "max_notification_id", "head"),
+        ]
         for obj, attr, part in self._wrapped:
             setattr(obj, attr, self._timed(getattr(obj, attr), part))
         self._wrap_producer()
@@ -325,15 +344,21 @@ class TimedRelay(Relay):
         parts = {p: self.t[p] for p in self.PARTS}
         parts["other (loop, list, stats)"] = max(0.0, total - sum(parts.values()))
         out = {
-            name: {"seconds": round(s, 4), "share": round(s / total, 4) if total else 0.0,
-                   "us_per_event": round(s / events * 1e6, 2) if events else 0.0,
-                   "calls": self.calls.get(name, 0)}
+            name: {
+                "seconds": round(s, 4),
+                "share": round(s / total, 4) if total else 0.0,
+                "us_per_event": round(s / events * 1e6, 2) if events else 0.0,
+                "calls": self.calls.get(name, 0),
+            }
             for name, s in parts.items()
         }
         for gen, (n, s) in self.gc.items():  # included in the parts above (GC runs inside them)
             out[f"  incl. gc gen{gen} passes"] = {
-                "seconds": round(s, 4), "share": round(s / total, 4) if total else 0.0,
-                "us_per_event": round(s / events * 1e6, 2) if events else 0.0, "calls": n}
+                "seconds": round(s, 4),
+                "share": round(s / total, 4) if total else 0.0,
+                "us_per_event": round(s / events * 1e6, 2) if events else 0.0,
+                "calls": n,
+            }
         return out
 
 
@@ -349,8 +374,14 @@ class NoFlushWaitRelay(Relay):
         self.inflight: list[tuple[int, list[Any]]] = []  # (last position of the batch, its futures)
         self.max_unacked = max_unacked_batches
 
-    def run(self, *, until_caught_up: bool = False, idle_sleep_s: float = 0.05,
-            on_progress: Callable[[Any], None] | None = None, max_seconds: float | None = None) -> Any:
+    def run(
+        self,
+        *,
+        until_caught_up: bool = False,
+        idle_sleep_s: float = 0.05,
+        on_progress: Callable[[Any], None] | None = None,
+        max_seconds: float | None = None,
+    ) -> Any:
         position = self.recorded_position()
         cursor = self.ensure_broker(position)
         self.stats.position = position
@@ -365,8 +396,9 @@ class NoFlushWaitRelay(Relay):
                 time.sleep(idle_sleep_s)
                 continue
             public = [n for n in notifications if n.topic in STORED_TOPICS]  # as Relay.publish
-            futures = [self.producer.send(EVENTS_TOPIC, key=key, value=value)
-                       for key, value in map(self.message, public)]
+            futures = [
+                self.producer.send(EVENTS_TOPIC, key=key, value=value) for key, value in map(self.message, public)
+            ]
             cursor = notifications[-1].id
             self.inflight.append((cursor, futures))
             self.stats.published += len(notifications)
@@ -401,8 +433,9 @@ class CachedMurmur2Partitioner(DefaultPartitioner):
     def __init__(self) -> None:
         self._hash: dict[bytes, int] = {}
 
-    def partition(self, topic: str, key: Any, serialized_key: bytes | None, value: Any,
-                  serialized_value: Any, cluster: Any) -> int:
+    def partition(
+        self, topic: str, key: Any, serialized_key: bytes | None, value: Any, serialized_value: Any, cluster: Any
+    ) -> int:
         if serialized_key is None:
             return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
         h = self._hash.get(serialized_key)
@@ -448,8 +481,14 @@ class GcPausedRelay(Relay):
             gc.enable()
 
 
-def run_relay(app: TaskLedger, bootstrap: str, name: str, relay_cls: type[Relay] = Relay,
-              profile: cProfile.Profile | None = None, **kwargs: Any) -> tuple[Relay, float, int]:
+def run_relay(
+    app: TaskLedger,
+    bootstrap: str,
+    name: str,
+    relay_cls: type[Relay] = Relay,
+    profile: cProfile.Profile | None = None,
+    **kwargs: Any,
+) -> tuple[Relay, float, int]:
     """One relay run to the head, timed; returns (relay, seconds, published)."""
     relay = relay_cls(app, bootstrap, name=name, **kwargs)
     gc.collect()
@@ -471,16 +510,26 @@ def run_relay(app: TaskLedger, bootstrap: str, name: str, relay_cls: type[Relay]
 # --------------------------------------------------------------------------------- raw runs
 RAW_VARIANTS: dict[str, dict[str, Any]] = {
     # name -> (producer factory arguments, flush every n messages (0: once at the end))
-    "raw": {"factory": "project", "config": {}, "flush_every": 0,
-            "label": "raw producer(), same settings, 1 flush"},
-    "raw_flush2000": {"factory": "project", "config": {}, "flush_every": RELAY_BATCH,
-                      "label": "raw producer(), flush every 2,000"},
-    "raw_cached_partitioner": {"factory": "project", "config": "cached-partitioner", "flush_every": 0,
-                               "label": "raw producer(partitioner=CachedMurmur2)"},
-    "raw_acks1": {"factory": "plain", "config": {"acks": 1, "enable_idempotence": False}, "flush_every": 0,
-                  "label": "raw KafkaProducer(acks=1, no idempotence)"},
-    "raw_defaults": {"factory": "plain", "config": {}, "flush_every": 0,
-                     "label": "raw KafkaProducer() defaults"},
+    "raw": {"factory": "project", "config": {}, "flush_every": 0, "label": "raw producer(), same settings, 1 flush"},
+    "raw_flush2000": {
+        "factory": "project",
+        "config": {},
+        "flush_every": RELAY_BATCH,
+        "label": "raw producer(), flush every 2,000",
+    },
+    "raw_cached_partitioner": {
+        "factory": "project",
+        "config": "cached-partitioner",
+        "flush_every": 0,
+        "label": "raw producer(partitioner=CachedMurmur2)",
+    },
+    "raw_acks1": {
+        "factory": "plain",
+        "config": {"acks": 1, "enable_idempotence": False},
+        "flush_every": 0,
+        "label": "raw KafkaProducer(acks=1, no idempotence)",
+    },
+    "raw_defaults": {"factory": "plain", "config": {}, "flush_every": 0, "label": "raw KafkaProducer() defaults"},
 }
 
 
@@ -505,7 +554,7 @@ def raw_send(bootstrap: str, variant: str, messages: list[tuple[bytes, bytes]]) 
         if every:
             futures: list[Any] = []
             for start in range(0, len(messages), every):
-                futures += [send(topic, key=key, value=value) for key, value in messages[start:start + every]]
+                futures += [send(topic, key=key, value=value) for key, value in messages[start : start + every]]
                 producer.flush()
         else:
             futures = [send(topic, key=key, value=value) for key, value in messages]
@@ -586,15 +635,15 @@ class LagRelay(Relay):
             self.marks[str(event_id_for(UUID(str(n.originator_id)), n.originator_version))] = (selected, acked)
 
 
-def start_consumer(bootstrap: str, received: dict[str, float], stop: threading.Event,
-                   fetch_max_wait_ms: int) -> tuple[threading.Thread, threading.Event]:
+def start_consumer(
+    bootstrap: str, received: dict[str, float], stop: threading.Event, fetch_max_wait_ms: int
+) -> tuple[threading.Thread, threading.Event]:
     """A group-less consumer assigned to every partition at the true end; event_id -> arrival time."""
     ready = threading.Event()
     ends = k.end_offsets(bootstrap, EVENTS_TOPIC)
 
     def consume() -> None:
-        reader = k.consumer(bootstrap, group=None, from_beginning=False, topics=[],
-                            fetch_max_wait_ms=fetch_max_wait_ms)
+        reader = k.consumer(bootstrap, group=None, from_beginning=False, topics=[], fetch_max_wait_ms=fetch_max_wait_ms)
         try:
             tps = [TopicPartition(EVENTS_TOPIC, p) for p in sorted(ends)]
             reader.assign(tps)
@@ -624,13 +673,28 @@ def percentiles(values: list[float]) -> dict[str, float]:
     def q(p: float) -> float:
         return ordered[min(len(ordered) - 1, max(0, round(p * len(ordered) + 0.5) - 1))]
 
-    return {"p50": round(q(0.50), 2), "p95": round(q(0.95), 2), "p99": round(q(0.99), 2),
-            "max": round(ordered[-1], 2), "mean": round(statistics.fmean(ordered), 2)}
+    return {
+        "p50": round(q(0.50), 2),
+        "p95": round(q(0.95), 2),
+        "p99": round(q(0.99), 2),
+        "max": round(ordered[-1], 2),
+        "mean": round(statistics.fmean(ordered), 2),
+    }
 
 
-def measure_lag(app: TaskLedger, directive_id: UUID, bootstrap: str, *, idle_sleep_s: float, rate: float,
-                seconds: float, key: str, fetch_max_wait_ms: int, check_every_s: float,
-                quiet: bool) -> dict[str, Any]:
+def measure_lag(
+    app: TaskLedger,
+    directive_id: UUID,
+    bootstrap: str,
+    *,
+    idle_sleep_s: float,
+    rate: float,
+    seconds: float,
+    key: str,
+    fetch_max_wait_ms: int,
+    check_every_s: float,
+    quiet: bool,
+) -> dict[str, Any]:
     """Relay (follow mode) + consumer threads; single commands at a steady rate; lag per event."""
     received: dict[str, float] = {}
     stop_consumer = threading.Event()
@@ -728,7 +792,8 @@ def profile_relay(app: TaskLedger, bootstrap: str, backend: str) -> dict[str, An
     path = RESULTS_DIR / f"profile-relay-{backend}.txt"
     path.write_text(
         f"cProfile of Relay.run(until_caught_up=True): {published} events in {seconds:.2f} s under the profiler "
-        f"(main thread only)\n\n" + out.getvalue())
+        f"(main thread only)\n\n" + out.getvalue()
+    )
     return {"file": str(path.relative_to(RESULTS_DIR.parent.parent)), "seconds_under_profiler": round(seconds, 3)}
 
 
@@ -744,26 +809,34 @@ def table(result: dict[str, Any]) -> str:
     lines: list[str] = []
     add = lines.append
     r = result
-    add(f"\nrelay bench — backend {r['backend']}, {r['events_stored']:,} events stored "
+    add(
+        f"\nrelay bench — backend {r['backend']}, {r['events_stored']:,} events stored "
         f"({r['events_public']:,} public; topic after the first run: {r['topic_messages_after_first_run']:,}), "
         f"broker tansu on "
-        f"{r['broker']}, {r['repeat']} round(s)")
-    add(f"load (execute_batch, not timed for the relay): {fmt_rate(r['load']['events_per_s'])} ev/s "
-        f"in {r['load']['seconds']} s")
+        f"{r['broker']}, {r['repeat']} round(s)"
+    )
+    add(
+        f"load (execute_batch, not timed for the relay): {fmt_rate(r['load']['events_per_s'])} ev/s "
+        f"in {r['load']['seconds']} s"
+    )
     add("")
     add(f"{'measurement':<46} {'median msg/s':>13}   rounds")
     for m in r["throughput"].values():
         rounds = " / ".join(fmt_rate(x) for x in m["rounds_per_s"])
         add(f"{m['label']:<46} {fmt_rate(m['median_per_s']):>13}   {rounds}")
     ratio = r["ratio"]
-    add(f"{'RATIO relay / raw (median of rounds)':<46} {ratio['median'] * 100:12.1f} %   "
+    add(
+        f"{'RATIO relay / raw (median of rounds)':<46} {ratio['median'] * 100:12.1f} %   "
         + " / ".join(f"{x * 100:.1f} %" for x in ratio["rounds"])
-        + f"   target >= 50 %: {'PASS' if ratio['median'] >= TARGET else 'FAIL'}")
+        + f"   target >= 50 %: {'PASS' if ratio['median'] >= TARGET else 'FAIL'}"
+    )
     add(f"{'relay extra cost over raw':<46} {ratio['extra_us_per_event']:10.1f} us/event")
     b = r["breakdown"]
     add("")
-    add(f"where the relay's time goes (instrumented run: {fmt_rate(b['events_per_s'])} ev/s, "
-        f"{b['seconds']:.2f} s for {b['events']:,} events):")
+    add(
+        f"where the relay's time goes (instrumented run: {fmt_rate(b['events_per_s'])} ev/s, "
+        f"{b['seconds']:.2f} s for {b['events']:,} events):"
+    )
     add(f"  {'part':<28} {'s':>8} {'share':>7} {'us/event':>9} {'calls':>7}")
     for name, p in b["parts"].items():
         add(f"  {name:<28} {p['seconds']:8.3f} {p['share'] * 100:6.1f}% {p['us_per_event']:9.2f} {p['calls']:>7}")
@@ -771,29 +844,39 @@ def table(result: dict[str, Any]) -> str:
         add("")
         add("relay variants (bench subclasses, same store, same broker; each republishes the store):")
         for v in r["variants"].values():
-            add(f"  {v['label']:<60} {fmt_rate(v['events_per_s']):>8} ev/s  "
+            add(
+                f"  {v['label']:<60} {fmt_rate(v['events_per_s']):>8} ev/s  "
                 f"{v['ratio_to_raw'] * 100:5.1f} % of raw  {(v['vs_default'] - 1) * 100:+5.1f} % vs as is   "
-                + " / ".join(fmt_rate(x) for x in v["rounds_per_s"]))
+                + " / ".join(fmt_rate(x) for x in v["rounds_per_s"])
+            )
     if r.get("profile"):
         add(f"\ncProfile: {r['profile']['file']}")
     if r.get("lag"):
         add("")
         add("lag command -> consumer (ms; from just before app.execute to the consumer's poll returning it):")
-        add(f"  {'idle/fetch_wait/check':<21} {'rate/s':>7} {'recv':>6} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}"
-            f"   (from commit p50/p99)   execute p50   relay thread CPU")
+        add(
+            f"  {'idle/fetch_wait/check':<21} {'rate/s':>7} {'recv':>6} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}"
+            f"   (from commit p50/p99)   execute p50   relay thread CPU"
+        )
         for lag in r["lag"]:
             s, cm = lag["lag_ms_from_submit"], lag["lag_ms_from_commit"]
-            add(f"  {lag_label(lag):<21} "
+            add(
+                f"  {lag_label(lag):<21} "
                 f"{lag['rate_achieved_per_s']:7.1f} {lag['received']:>6} "
                 f"{s['p50']:7.1f} {s['p95']:7.1f} {s['p99']:7.1f} {s['max']:7.1f}"
                 f"   ({cm['p50']:.1f} / {cm['p99']:.1f})            {lag['execute_ms']['p50']:.2f}"
-                f"          {lag['relay_thread_cpu_percent']} %")
+                f"          {lag['relay_thread_cpu_percent']} %"
+            )
         add("  split, p50 / p99 (ms):    commit -> relay select | select -> broker ack | ack -> consumer")
         for lag in r["lag"]:
             sp = lag["split_ms"]
-            add(f"  {lag_label(lag):<21}   " + " | ".join(
-                f"{sp[part]['p50']:6.1f} / {sp[part]['p99']:6.1f}"
-                for part in ("commit_to_relay_select", "relay_select_to_ack", "ack_to_consumer")))
+            add(
+                f"  {lag_label(lag):<21}   "
+                + " | ".join(
+                    f"{sp[part]['p50']:6.1f} / {sp[part]['p99']:6.1f}"
+                    for part in ("commit_to_relay_select", "relay_select_to_ack", "ack_to_consumer")
+                )
+            )
     add("")
     return "\n".join(lines)
 
@@ -807,16 +890,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument("--repeat", type=int, default=3, help="relay/raw rounds (median reported)")
     parser.add_argument("--load-batch", type=int, default=1000, help="commands per execute_batch while loading")
-    parser.add_argument("--variants", choices=("auto", "always", "never"), default="always",
-                        help="run the relay variants (auto: only when the ratio misses 50 %%)")
-    parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
-                        help="cProfile a relay run (auto: only when the ratio misses 50 %%)")
+    parser.add_argument(
+        "--variants",
+        choices=("auto", "always", "never"),
+        default="always",
+        help="run the relay variants (auto: only when the ratio misses 50 %%)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="cProfile a relay run (auto: only when the ratio misses 50 %%)",
+    )
     parser.add_argument("--lag-rate", type=float, default=200.0, help="commands per second for the lag run")
     parser.add_argument("--lag-seconds", type=float, default=10.0)
-    parser.add_argument("--lag-runs", default="0.05:10:5,0.01:10:5,0.01:10:3600,0.05:500:5",
-                        help="lag runs, comma-separated IDLE_SLEEP_S:FETCH_MAX_WAIT_MS:CHECK_EVERY_S (the relay's "
-                             "idle_sleep_s and check_every_s, default 0.05 and 5; the consumer's fetch_max_wait_ms, "
-                             "500 is kafka-python's default)")
+    parser.add_argument(
+        "--lag-runs",
+        default="0.05:10:5,0.01:10:5,0.01:10:3600,0.05:500:5",
+        help="lag runs, comma-separated IDLE_SLEEP_S:FETCH_MAX_WAIT_MS:CHECK_EVERY_S (the relay's "
+        "idle_sleep_s and check_every_s, default 0.05 and 5; the consumer's fetch_max_wait_ms, "
+        "500 is kafka-python's default)",
+    )
     parser.add_argument("--no-lag", action="store_true")
     args = parser.parse_args(argv)
 
@@ -861,8 +955,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def bench(app: TaskLedger, directive: UUID, bootstrap: str, store_info: dict[str, Any],
-          args: argparse.Namespace, reopen: Callable[[], TaskLedger]) -> dict[str, Any]:
+def bench(
+    app: TaskLedger,
+    directive: UUID,
+    bootstrap: str,
+    store_info: dict[str, Any],
+    args: argparse.Namespace,
+    reopen: Callable[[], TaskLedger],
+) -> dict[str, Any]:
     quiet = args.quiet
     say(f"loading ~{args.events:,} events through execute_batch ({args.load_batch} commands per save)")
     loaded = load(app, directive, args.events, args.load_batch, quiet)
@@ -900,32 +1000,52 @@ def bench(app: TaskLedger, directive: UUID, bootstrap: str, store_info: dict[str
     for variant in RAW_VARIANTS:
         held = sum(k.end_offsets(bootstrap, raw_topic(variant)).values())
         assert held == args.repeat * len(messages), f"{raw_topic(variant)} holds {held} messages"
-    labels = {"relay": "relay Relay.run(until_caught_up=True)",
-              **{v: spec["label"] for v, spec in RAW_VARIANTS.items()}}
-    throughput = {name: {"label": labels[name], "median_per_s": round(statistics.median(rs), 1),
-                         "rounds_per_s": [round(x, 1) for x in rs]} for name, rs in rates.items()}
+    labels = {
+        "relay": "relay Relay.run(until_caught_up=True)",
+        **{v: spec["label"] for v, spec in RAW_VARIANTS.items()},
+    }
+    throughput = {
+        name: {
+            "label": labels[name],
+            "median_per_s": round(statistics.median(rs), 1),
+            "rounds_per_s": [round(x, 1) for x in rs],
+        }
+        for name, rs in rates.items()
+    }
     round_ratios = [a / b for a, b in zip(rates["relay"], rates["raw"], strict=True)]
     ratio = statistics.median(round_ratios)
     relay_rate, raw_rate = throughput["relay"]["median_per_s"], throughput["raw"]["median_per_s"]
-    ratio_info = {"median": round(ratio, 4), "rounds": [round(x, 4) for x in round_ratios],
-                  "of_medians": round(relay_rate / raw_rate, 4),
-                  "extra_us_per_event": round((1 / relay_rate - 1 / raw_rate) * 1e6, 2),
-                  "target": TARGET, "pass": ratio >= TARGET}
+    ratio_info = {
+        "median": round(ratio, 4),
+        "rounds": [round(x, 4) for x in round_ratios],
+        "of_medians": round(relay_rate / raw_rate, 4),
+        "extra_us_per_event": round((1 / relay_rate - 1 / raw_rate) * 1e6, 2),
+        "target": TARGET,
+        "pass": ratio >= TARGET,
+    }
     say(f"  ratio relay/raw: {ratio * 100:.1f} % (rounds: {', '.join(f'{x * 100:.1f}' for x in round_ratios)})")
 
     # 4: breakdown
     timed, seconds, _processed = run_relay(app, bootstrap, "relay:bench-timed", TimedRelay)
     published = public
     assert isinstance(timed, TimedRelay)
-    breakdown = {"events": published, "seconds": round(seconds, 3), "events_per_s": round(published / seconds, 1),
-                 "parts": timed.breakdown(seconds, published)}
+    breakdown = {
+        "events": published,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(published / seconds, 1),
+        "parts": timed.breakdown(seconds, published),
+    }
     say(f"  instrumented relay: {published / seconds:,.0f} ev/s")
 
     result: dict[str, Any] = {
         "backend": args.backend,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_average": [round(x, 2) for x in os.getloadavg()], "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "platform": platform.platform(),
+        },
         "store": store_info,
         "broker": f"tansu (memory) {bootstrap}",
         "partitions": PARTITIONS,
@@ -957,11 +1077,24 @@ def bench(app: TaskLedger, directive: UUID, bootstrap: str, store_info: dict[str
             idle = float(fields[0])
             wait = int(fields[1]) if len(fields) > 1 else 10
             check = float(fields[2]) if len(fields) > 2 else 5.0
-            say(f"lag run: relay idle_sleep_s={idle:g} check_every_s={check:g}, consumer fetch_max_wait_ms={wait}, "
-                f"{args.lag_rate:g} commands/s for {args.lag_seconds:g} s")
-            result["lag"].append(measure_lag(app, directive, bootstrap, idle_sleep_s=idle, rate=args.lag_rate,
-                                             seconds=args.lag_seconds, key=f"lag{i}-", check_every_s=check,
-                                             fetch_max_wait_ms=wait, quiet=quiet))
+            say(
+                f"lag run: relay idle_sleep_s={idle:g} check_every_s={check:g}, consumer fetch_max_wait_ms={wait}, "
+                f"{args.lag_rate:g} commands/s for {args.lag_seconds:g} s"
+            )
+            result["lag"].append(
+                measure_lag(
+                    app,
+                    directive,
+                    bootstrap,
+                    idle_sleep_s=idle,
+                    rate=args.lag_rate,
+                    seconds=args.lag_seconds,
+                    key=f"lag{i}-",
+                    check_every_s=check,
+                    fetch_max_wait_ms=wait,
+                    quiet=quiet,
+                )
+            )
     result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     return result
 
@@ -972,16 +1105,20 @@ VARIANTS: dict[str, tuple[str, type[Relay], dict[str, Any]]] = {
     "batch_500": ("Relay(batch=500)", Relay, {"batch": 500}),
     "batch_10000": ("Relay(batch=10000)", Relay, {"batch": 10_000}),
     "pipelined_acks": ("pipelined acks (no flush per batch; record when acked)", NoFlushWaitRelay, {}),
-    "cached_partitioner": ("producer_overrides partitioner=CachedMurmur2Partitioner()", Relay,
-                           {"producer_overrides": "cached-partitioner"}),
+    "cached_partitioner": (
+        "producer_overrides partitioner=CachedMurmur2Partitioner()",
+        Relay,
+        {"producer_overrides": "cached-partitioner"},
+    ),
     "gc_frozen": ("gc.freeze() when the run starts", GcFrozenRelay, {}),
     "recommended": ("cached partitioner + gc.freeze() (both)", RecommendedRelay, {}),
     "gc_paused": ("diagnostic: gc disabled during the run", GcPausedRelay, {}),
 }
 
 
-def run_variants(app: TaskLedger, bootstrap: str, public: int, raw_rate: float, repeat: int,
-                 quiet: bool) -> dict[str, Any]:
+def run_variants(
+    app: TaskLedger, bootstrap: str, public: int, raw_rate: float, repeat: int, quiet: bool
+) -> dict[str, Any]:
     """Every variant ``repeat`` times, interleaved; the median rate of each."""
     rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for rnd in range(repeat):
@@ -995,9 +1132,13 @@ def run_variants(app: TaskLedger, bootstrap: str, public: int, raw_rate: float, 
     out: dict[str, Any] = {}
     for name, (label, _cls, _kwargs) in VARIANTS.items():
         rate = statistics.median(rates[name])
-        out[name] = {"label": label, "events_per_s": round(rate, 1), "rounds_per_s": [round(x, 1) for x in rates[name]],
-                     "ratio_to_raw": round(rate / raw_rate, 4),
-                     "vs_default": round(rate / statistics.median(rates["default"]), 4)}
+        out[name] = {
+            "label": label,
+            "events_per_s": round(rate, 1),
+            "rounds_per_s": [round(x, 1) for x in rates[name]],
+            "ratio_to_raw": round(rate / raw_rate, 4),
+            "vs_default": round(rate / statistics.median(rates["default"]), 4),
+        }
     return out
 
 

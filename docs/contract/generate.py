@@ -12,7 +12,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from domain.contract import SCHEMA_FILE, main
+from domain.contract import SCHEMA_FILE, main  # noqa: E402 - after the sys.path line above
 
 if __name__ == "__main__":
     mode = "--check" if "--check" in sys.argv[1:] else "--write"

@@ -183,8 +183,9 @@ class History:
 
 
 @pytest.fixture
-def history(make_ledger: Callable[..., TaskLedger], clock: Clock, register: Callable[..., UUID],
-            assign: Callable[..., UUID]) -> History:
+def history(
+    make_ledger: Callable[..., TaskLedger], clock: Clock, register: Callable[..., UUID], assign: Callable[..., UUID]
+) -> History:
     return History(make_ledger(), clock, register, assign)
 
 
@@ -201,16 +202,33 @@ def every_event_type(app: TaskLedger, clock: Clock, signed: Callable[[bytes], An
     run(OFFICE, c.WithdrawDirective(directive_id=d2, reason="issued in error"))
     t1 = run(
         OFFICE,
-        c.AssignTask(directive_id=d1, content="Draft the plan", assignee="HN", assignee_kind="provincial_committee",
-                     monitor="BKT", deadline=date(2026, 6, 30), command_id="assign-1"),
+        c.AssignTask(
+            directive_id=d1,
+            content="Draft the plan",
+            assignee="HN",
+            assignee_kind="provincial_committee",
+            monitor="BKT",
+            deadline=date(2026, 6, 30),
+            command_id="assign-1",
+        ),
     )
     run(ASSIGNEE, c.ReceiveTask(task_id=t1))
     run(ASSIGNEE, c.ObjectTask(task_id=t1, reason="partly beyond our competence"))
-    run(OFFICE, c.ResolveObjection(task_id=t1, accept=True,
-                                   changes={"content": "Draft the plan (narrowed)", "deadline": date(2026, 7, 15)},
-                                   reason="narrowed"))
-    run(OFFICE, c.AdjustTask(task_id=t1, changes={"priority": "key", "scope": "sector", "scope_name": "Science"},
-                             reason="reclassified"))
+    run(
+        OFFICE,
+        c.ResolveObjection(
+            task_id=t1,
+            accept=True,
+            changes={"content": "Draft the plan (narrowed)", "deadline": date(2026, 7, 15)},
+            reason="narrowed",
+        ),
+    )
+    run(
+        OFFICE,
+        c.AdjustTask(
+            task_id=t1, changes={"priority": "key", "scope": "sector", "scope_name": "Science"}, reason="reclassified"
+        ),
+    )
     sub = run(ASSIGNEE, c.AssignSubtask(parent_id=t1, content="Survey the districts", assignee="HNQ1"))
     run(ASSIGNEE, c.ReportProgress(task_id=t1, percent=40, note="drafting", products="outline"))
     run(APPROVER, c.ReturnProgress(task_id=t1, reason="figures missing"))
@@ -218,8 +236,12 @@ def every_event_type(app: TaskLedger, clock: Clock, signed: Callable[[bytes], An
     run(APPROVER, c.ApproveProgress(task_id=t1))
     run(MONITOR, c.UrgeTask(task_id=t1, message="please speed up"))
     run(ASSIGNEE, c.ReportDifficulty(task_id=t1, causes="staff shortage", proposals="second two officers"))
-    run(OFFICE, c.ExtendDeadline(task_id=t1, deadline=date(2026, 8, 31), reason="difficulty accepted",
-                                 authority="Standing Secretariat"))
+    run(
+        OFFICE,
+        c.ExtendDeadline(
+            task_id=t1, deadline=date(2026, 8, 31), reason="difficulty accepted", authority="Standing Secretariat"
+        ),
+    )
     run(ASSIGNEE, c.ExplainDelay(task_id=t1, explanation="the survey took longer"))
     run(ASSIGNEE, c.ReportProgress(task_id=t1, percent=100, note="done", products="the plan"))
     run(APPROVER, c.ApproveProgress(task_id=t1))
@@ -247,22 +269,27 @@ def test_canonical_bytes_from_stored_json_equal_those_of_the_domain_events_for_e
     every_event_type(app, clock, signed)
     ai.seal(app, key)
     plain = ai.plaintext(app)
-    stored = [(n.originator_id, n.originator_version, n.topic, n.state)
-              for n in app.recorder.select_notifications(start=1, limit=1000)]
+    stored = [
+        (n.originator_id, n.originator_version, n.topic, n.state)
+        for n in app.recorder.select_notifications(start=1, limit=1000)
+    ]
     stored += [(s.originator_id, s.originator_version, s.topic, s.state) for s in ai.SealLog(app).stored()]
     topics = set()
     for originator_id, version, topic, state in stored:
         event = app.mapper.to_domain_event(StoredEvent(originator_id, version, topic, state))
-        expected = audit.canonical_bytes(event.originator_id, event.originator_version, get_topic(type(event)),
-                                         event.timestamp, event.__dict__)
+        expected = audit.canonical_bytes(
+            event.originator_id, event.originator_version, get_topic(type(event)), event.timestamp, event.__dict__
+        )
         text = plain(state) if plain else state
         data = orjson.loads(text)
         assert audit.canonical_bytes_from_stored(str(originator_id), version, topic, data) == expected
         assert audit.canonical_bytes_from_stored(str(originator_id), version, topic, data, text) == expected
         assert audit.chain_hash(data["prev_hash"], expected) == data["hash"]
         topics.add(topic)
-    assert topics == set(contract.STORED_TOPICS) | {get_topic(AuditCheckpoints.Opened),
-                                                    get_topic(AuditCheckpoints.Sealed)}
+    assert topics == set(contract.STORED_TOPICS) | {
+        get_topic(AuditCheckpoints.Opened),
+        get_topic(AuditCheckpoints.Sealed),
+    }
     assert (plain is not None) is encrypted
 
 
@@ -302,7 +329,12 @@ def test_the_audit_key_is_made_once_private_and_its_fingerprint_is_published(tmp
 def test_a_clean_store_verifies_with_exact_counts(history: History, key: Any) -> None:
     report = ai.verify_store(history.app)
     assert (report.ok, report.events, report.aggregates, report.checkpoints_total, report.unsealed) == (
-        True, 12, 4, 0, 12)
+        True,
+        12,
+        4,
+        0,
+        12,
+    )
 
     sealed = ai.seal(history.app, key)
     history.more()
@@ -451,8 +483,12 @@ def test_a_checkpoint_signed_by_another_key_is_refused_when_the_key_is_pinned(
 
 
 def test_encrypted_store_verifies_and_an_altered_ciphertext_is_named(
-    make_ledger: Callable[..., TaskLedger], clock: Clock, register: Callable[..., UUID],
-    assign: Callable[..., UUID], store: Store, key: Any
+    make_ledger: Callable[..., TaskLedger],
+    clock: Clock,
+    register: Callable[..., UUID],
+    assign: Callable[..., UUID],
+    store: Store,
+    key: Any,
 ) -> None:
     history = History(make_ledger(new_cipher_key()), clock, register, assign)
     ai.seal(history.app, key)
@@ -503,7 +539,12 @@ def test_export_round_trip_verifies_offline(history: History, key: Any, tmp_path
 
     full = ai.verify_export(tmp_path / "all", trusted={fingerprint(key)})
     assert (full.ok, full.events, full.aggregates, full.checkpoints_verified, full.checkpoints_unchecked) == (
-        True, 12, 4, 1, [])
+        True,
+        12,
+        4,
+        1,
+        [],
+    )
     assert everything["events"]["count"] == 12
     written = (tmp_path / "all" / "events.jsonl").read_bytes()
     assert everything["events"]["sha256"] == hashlib.sha256(written).hexdigest()
@@ -518,8 +559,9 @@ def test_export_round_trip_verifies_offline(history: History, key: Any, tmp_path
         "7 exported events proven included in signed checkpoint #1"
     )
     assert one_task["proofs"]["count"] == 7
-    assert [line["version"] for line in map(json.loads, (tmp_path / "t1" / "events.jsonl").read_text().splitlines())] \
-        == [1, 2, 3, 4, 5, 6, 7]
+    assert [
+        line["version"] for line in map(json.loads, (tmp_path / "t1" / "events.jsonl").read_text().splitlines())
+    ] == [1, 2, 3, 4, 5, 6, 7]
     assert one_task["scope"] == {"kind": "task", "id": str(history.t1)}
 
     by_directive = ai.verify_export(tmp_path / "d")
@@ -565,7 +607,8 @@ def test_an_edited_export_fails_naming_what(history: History, key: Any, tmp_path
     removed = problems(ai.verify_export(tmp_path / "x"))
     assert removed[0] == f"Task {history.t1} version 4: version 4 is missing (next stored is 5, at position 7, line 6)"
     assert "checkpoint #1 (positions 1-12, 12 events): 1 of its 12 sealed events are missing from the log" in (
-        " ".join(removed))
+        " ".join(removed)
+    )
 
 
 def test_a_partial_export_proves_its_events_against_the_signed_checkpoint(
@@ -593,7 +636,8 @@ def test_a_partial_export_proves_its_events_against_the_signed_checkpoint(
     proofs = tmp_path / "t2" / "proofs.jsonl"
     proofs.write_bytes(proofs.read_bytes().replace(b'"L', b'"R', 1))
     assert "export: proofs.jsonl was changed after the export: its SHA-256 is not the manifest's" in problems(
-        ai.verify_export(tmp_path / "t2"))
+        ai.verify_export(tmp_path / "t2")
+    )
 
 
 def test_an_export_above_the_readers_clearance_is_refused_and_writes_nothing(
@@ -615,7 +659,11 @@ def test_an_export_above_the_readers_clearance_is_refused_and_writes_nothing(
 
 
 def test_a_whole_log_export_redacts_records_above_the_clearance_and_stays_verifiable(
-    make_ledger: Callable[..., TaskLedger], clock: Clock, register: Callable[..., UUID], key: Any, tmp_path: Path,
+    make_ledger: Callable[..., TaskLedger],
+    clock: Clock,
+    register: Callable[..., UUID],
+    key: Any,
+    tmp_path: Path,
     store: Store,
 ) -> None:
     app = make_ledger(new_cipher_key())
@@ -635,7 +683,10 @@ def test_a_whole_log_export_redacts_records_above_the_clearance_and_stays_verifi
     assert manifest["redacted"] == {"events": 3, "aggregates": {str(secret_directive): 1, str(secret): 2}}
     lines = [json.loads(line) for line in (tmp_path / "x" / "events.jsonl").read_text().splitlines()]
     assert [(line["aggregate_id"], "state" in line) for line in lines] == [
-        (lines[0]["aggregate_id"], True), (str(regular), True), (str(secret_directive), False), (str(secret), False),
+        (lines[0]["aggregate_id"], True),
+        (str(regular), True),
+        (str(secret_directive), False),
+        (str(secret), False),
         (str(secret), False),
     ]
     report = ai.verify_export(tmp_path / "x")
@@ -667,9 +718,13 @@ def test_a_whole_log_export_redacts_records_above_the_clearance_and_stays_verifi
 # -- the command line ----------------------------------------------------------------------------------------
 def cli_env(backend: Backend, home: Path) -> dict[str, str | None]:
     env: dict[str, str | None] = {
-        "TASKLEDGER_HOME": str(home), "TASKLEDGER_ACTOR": None, "TASKLEDGER_CLOCK": None,
+        "TASKLEDGER_HOME": str(home),
+        "TASKLEDGER_ACTOR": None,
+        "TASKLEDGER_CLOCK": None,
         "TASKLEDGER_CIPHER_KEY": None,
-        "PERSISTENCE_MODULE": None, "SQLITE_DBNAME": None, "TASKLEDGER_DATABASE_URL": None,
+        "PERSISTENCE_MODULE": None,
+        "SQLITE_DBNAME": None,
+        "TASKLEDGER_DATABASE_URL": None,
         "TASKLEDGER_POSTGRES_SCHEMA": None,
     }
     if backend.name == "sqlite":
@@ -692,7 +747,8 @@ def test_the_audit_commands(history: History, backend: Backend, store: Store, tm
     assert sealed.exit_code == 0, sealed.output
     data = json.loads(sealed.stdout)
     assert [(s["sequence"], s["first_position"], s["last_position"], s["count"]) for s in data["sealed"]] == [
-        (1, 1, 12, 12)]
+        (1, 1, 12, 12)
+    ]
     assert data["key_fingerprint"] == ai.deployment_fingerprint(home / "pki")
     assert json.loads(tl("checkpoint", "--json").stdout)["sealed"] == []
 
@@ -712,8 +768,13 @@ def test_the_audit_commands(history: History, backend: Backend, store: Store, tm
     assert "only auditor, inspector, central_office may export audit records" in refused.output
 
     offline_home = tmp_path / "offline"
-    offline = {"TASKLEDGER_HOME": str(offline_home), "PERSISTENCE_MODULE": None, "SQLITE_DBNAME": None,
-               "TASKLEDGER_DATABASE_URL": None, "TASKLEDGER_POSTGRES_SCHEMA": None}
+    offline = {
+        "TASKLEDGER_HOME": str(offline_home),
+        "PERSISTENCE_MODULE": None,
+        "SQLITE_DBNAME": None,
+        "TASKLEDGER_DATABASE_URL": None,
+        "TASKLEDGER_POSTGRES_SCHEMA": None,
+    }
     verified = tl("verify", "--export", str(tmp_path / "export"), "--json", env=offline)
     assert verified.exit_code == 0, verified.output
     assert json.loads(verified.stdout)["events"] == 12

@@ -59,22 +59,49 @@ def build_late_history(app: TaskLedger, clock: Clock, register: Callable[..., UU
     """
     directive_id = register(app)  # at the clock's start, Fri 2026-04-24 15:00 local
     clock.set(local(2026, 5, 4, 9))
-    task_id = app.execute(OFFICE, c.AssignTask(directive_id=directive_id, content="Draft the digital plan",
-                                               assignee="HN", monitor="BKT", deadline=date(2026, 6, 5),
-                                               command_id="late-1")).aggregate_id
+    task_id = app.execute(
+        OFFICE,
+        c.AssignTask(
+            directive_id=directive_id,
+            content="Draft the digital plan",
+            assignee="HN",
+            monitor="BKT",
+            deadline=date(2026, 6, 5),
+            command_id="late-1",
+        ),
+    ).aggregate_id
     steps: list[tuple[datetime, Actor, c.Command]] = [
         (local(2026, 5, 4, 10), ASSIGNEE, c.ReceiveTask(task_id=task_id, command_id="late-2")),
-        (local(2026, 5, 19, 9), ASSIGNEE, c.ReportProgress(task_id=task_id, percent=40, note="draft",
-                                                           occurred_at=local(2026, 5, 15, 10), command_id="late-3")),
-        (local(2026, 5, 19, 11), APPROVER, c.ApproveProgress(task_id=task_id, occurred_at=local(2026, 5, 15, 15),
-                                                             command_id="late-4")),
+        (
+            local(2026, 5, 19, 9),
+            ASSIGNEE,
+            c.ReportProgress(
+                task_id=task_id, percent=40, note="draft", occurred_at=local(2026, 5, 15, 10), command_id="late-3"
+            ),
+        ),
+        (
+            local(2026, 5, 19, 11),
+            APPROVER,
+            c.ApproveProgress(task_id=task_id, occurred_at=local(2026, 5, 15, 15), command_id="late-4"),
+        ),
         (local(2026, 5, 26, 9), MONITOR, c.UrgeTask(task_id=task_id, message="checkpoint due", command_id="late-5")),
-        (local(2026, 6, 3, 9), ASSIGNEE, c.ReportProgress(task_id=task_id, percent=100,
-                                                          occurred_at=local(2026, 6, 1, 9), command_id="late-6")),
-        (local(2026, 6, 3, 9, 30), APPROVER, c.ApproveProgress(task_id=task_id, occurred_at=local(2026, 6, 1, 10),
-                                                               command_id="late-7")),
-        (local(2026, 6, 3, 10), ASSIGNEE, c.CompleteTask(task_id=task_id, result="plan adopted",
-                                                         occurred_at=local(2026, 6, 1, 11), command_id="late-8")),
+        (
+            local(2026, 6, 3, 9),
+            ASSIGNEE,
+            c.ReportProgress(task_id=task_id, percent=100, occurred_at=local(2026, 6, 1, 9), command_id="late-6"),
+        ),
+        (
+            local(2026, 6, 3, 9, 30),
+            APPROVER,
+            c.ApproveProgress(task_id=task_id, occurred_at=local(2026, 6, 1, 10), command_id="late-7"),
+        ),
+        (
+            local(2026, 6, 3, 10),
+            ASSIGNEE,
+            c.CompleteTask(
+                task_id=task_id, result="plan adopted", occurred_at=local(2026, 6, 1, 11), command_id="late-8"
+            ),
+        ),
     ]
     for recorded, actor, command in steps:
         clock.set(recorded)
@@ -104,35 +131,125 @@ CHECKPOINT = {"at": "2026-05-20T13:00:00+07:00", "due_at": "2026-05-25T17:00:00+
 # The hand-worked as-of table: three instants (local noon) x both bases.
 AS_OF_CASES = [
     # Tue 05-12: only v1, v2 had occurred and been recorded; both bases agree. Received, nothing approved.
-    ("05-12 occurred", local(2026, 5, 12, 12), Basis.OCCURRED,
-     dict(counted=2, excluded=6, status="not_started_on_time", lifecycle="received", percent=0, reports=0,
-          pending_report=None, urges=0, met_at=None, recorded_later=[], occurred_but_unrecorded=[])),
-    ("05-12 recorded", local(2026, 5, 12, 12), Basis.RECORDED,
-     dict(counted=2, excluded=6, status="not_started_on_time", lifecycle="received", percent=0, reports=0,
-          pending_report=None, urges=0, met_at=None, recorded_later=[], occurred_but_unrecorded=[])),
+    (
+        "05-12 occurred",
+        local(2026, 5, 12, 12),
+        Basis.OCCURRED,
+        dict(
+            counted=2,
+            excluded=6,
+            status="not_started_on_time",
+            lifecycle="received",
+            percent=0,
+            reports=0,
+            pending_report=None,
+            urges=0,
+            met_at=None,
+            recorded_later=[],
+            occurred_but_unrecorded=[],
+        ),
+    ),
+    (
+        "05-12 recorded",
+        local(2026, 5, 12, 12),
+        Basis.RECORDED,
+        dict(
+            counted=2,
+            excluded=6,
+            status="not_started_on_time",
+            lifecycle="received",
+            percent=0,
+            reports=0,
+            pending_report=None,
+            urges=0,
+            met_at=None,
+            recorded_later=[],
+            occurred_but_unrecorded=[],
+        ),
+    ),
     # Sun 05-17: the 40 % report (Fri 10:00) and its approval (Fri 15:00) HAD happened -> in progress...
-    ("05-17 occurred", local(2026, 5, 17, 12), Basis.OCCURRED,
-     dict(counted=4, excluded=4, status="in_progress_on_time", lifecycle="received", percent=40, reports=1,
-          pending_report=None, urges=0, met_at=None, recorded_later=[3, 4], occurred_but_unrecorded=[])),
+    (
+        "05-17 occurred",
+        local(2026, 5, 17, 12),
+        Basis.OCCURRED,
+        dict(
+            counted=4,
+            excluded=4,
+            status="in_progress_on_time",
+            lifecycle="received",
+            percent=40,
+            reports=1,
+            pending_report=None,
+            urges=0,
+            met_at=None,
+            recorded_later=[3, 4],
+            occurred_but_unrecorded=[],
+        ),
+    ),
     # ... but were entered only on Tue 05-19: the system still showed an untouched task.
-    ("05-17 recorded", local(2026, 5, 17, 12), Basis.RECORDED,
-     dict(counted=2, excluded=6, status="not_started_on_time", lifecycle="received", percent=0, reports=0,
-          pending_report=None, urges=0, met_at=None, recorded_later=[], occurred_but_unrecorded=[3, 4])),
+    (
+        "05-17 recorded",
+        local(2026, 5, 17, 12),
+        Basis.RECORDED,
+        dict(
+            counted=2,
+            excluded=6,
+            status="not_started_on_time",
+            lifecycle="received",
+            percent=0,
+            reports=0,
+            pending_report=None,
+            urges=0,
+            met_at=None,
+            recorded_later=[],
+            occurred_but_unrecorded=[3, 4],
+        ),
+    ),
     # Tue 06-02: completion had happened on Mon 06-01 11:00 (before the 06-05 deadline): completed on
     # time, 100 %, and the 06-01 09:00 report (after the checkpoint at 05-20 13:00) met it late.
-    ("06-02 occurred", local(2026, 6, 2, 12), Basis.OCCURRED,
-     dict(counted=8, excluded=0, status="completed_on_time", lifecycle="completed", percent=100, reports=2,
-          pending_report=None, urges=1, met_at="2026-06-01T09:00:00+07:00", recorded_later=[6, 7, 8],
-          occurred_but_unrecorded=[])),
+    (
+        "06-02 occurred",
+        local(2026, 6, 2, 12),
+        Basis.OCCURRED,
+        dict(
+            counted=8,
+            excluded=0,
+            status="completed_on_time",
+            lifecycle="completed",
+            percent=100,
+            reports=2,
+            pending_report=None,
+            urges=1,
+            met_at="2026-06-01T09:00:00+07:00",
+            recorded_later=[6, 7, 8],
+            occurred_but_unrecorded=[],
+        ),
+    ),
     # The system showed v1..v5 only (v6-v8 entered Wed 06-03): 40 %, in progress, checkpoint unmet.
-    ("06-02 recorded", local(2026, 6, 2, 12), Basis.RECORDED,
-     dict(counted=5, excluded=3, status="in_progress_on_time", lifecycle="received", percent=40, reports=1,
-          pending_report=None, urges=1, met_at=None, recorded_later=[], occurred_but_unrecorded=[6, 7, 8])),
+    (
+        "06-02 recorded",
+        local(2026, 6, 2, 12),
+        Basis.RECORDED,
+        dict(
+            counted=5,
+            excluded=3,
+            status="in_progress_on_time",
+            lifecycle="received",
+            percent=40,
+            reports=1,
+            pending_report=None,
+            urges=1,
+            met_at=None,
+            recorded_later=[],
+            occurred_but_unrecorded=[6, 7, 8],
+        ),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("at", "basis", "expected"), [case[1:] for case in AS_OF_CASES],
-                         ids=[case[0] for case in AS_OF_CASES])
+@pytest.mark.parametrize(
+    ("at", "basis", "expected"), [case[1:] for case in AS_OF_CASES], ids=[case[0] for case in AS_OF_CASES]
+)
 def test_as_of_gives_the_hand_worked_state_at_three_instants_by_both_bases(
     built: Built, at: datetime, basis: Basis, expected: dict[str, Any]
 ) -> None:
@@ -144,9 +261,15 @@ def test_as_of_gives_the_hand_worked_state_at_three_instants_by_both_bases(
     assert (result["events_counted"], result["events_excluded"]) == (expected["counted"], expected["excluded"])
     assert view["version"] == expected["counted"]
     assert (view["status"], view["lifecycle"], view["percent"]) == (
-        expected["status"], expected["lifecycle"], expected["percent"])
+        expected["status"],
+        expected["lifecycle"],
+        expected["percent"],
+    )
     assert (view["reports"], view["pending_report"], view["urges"]) == (
-        expected["reports"], expected["pending_report"], expected["urges"])
+        expected["reports"],
+        expected["pending_report"],
+        expected["urges"],
+    )
     assert {k: view["clocks"][k] for k in FIXED_CLOCKS} == FIXED_CLOCKS
     assert view["clocks"]["checkpoints"] == [{**CHECKPOINT, "met_at": expected["met_at"]}]
     assert result["counted_but_recorded_later"] == expected["recorded_later"]
@@ -162,9 +285,13 @@ def test_as_of_says_which_question_it_answers(built: Built) -> None:
     assert recorded["at"] == "2026-05-17T12:00:00+07:00"
     assert recorded["note"] == "what the system showed at 2026-05-17T12:00:00+07:00"
     assert occurred["note"] == "what had happened by 2026-05-17T12:00:00+07:00 (including facts recorded later)"
-    assert recorded["excluded"][0] == {"version": 3, "type": "ProgressReported",
-                                       "occurred_at": "2026-05-15T10:00:00+07:00",
-                                       "recorded_at": "2026-05-19T09:00:00+07:00", "occurred_by_instant": True}
+    assert recorded["excluded"][0] == {
+        "version": 3,
+        "type": "ProgressReported",
+        "occurred_at": "2026-05-15T10:00:00+07:00",
+        "recorded_at": "2026-05-19T09:00:00+07:00",
+        "occurred_by_instant": True,
+    }
 
 
 def test_the_status_at_an_instant_is_derived_at_that_instant(built: Built) -> None:
@@ -184,7 +311,8 @@ def test_as_of_before_the_task_existed_is_refused(built: Built, basis: Basis) ->
     assert refused.value.field == "at"
     assert refused.value.rule == (
         f"task {built.task_id} did not exist yet at 2026-05-01T12:00:00+07:00 by {basis.value} time "
-        "(created: occurred 2026-05-04T09:00:00+07:00, recorded 2026-05-04T09:00:00+07:00)")
+        "(created: occurred 2026-05-04T09:00:00+07:00, recorded 2026-05-04T09:00:00+07:00)"
+    )
 
 
 # -- history ------------------------------------------------------------------------------------
@@ -192,21 +320,52 @@ EXPECTED_TIMELINE = [
     # version, type, actor, occurred, recorded, late, gap
     (1, "Assigned", "central_office:VPTW:an", "2026-05-04T09:00:00+07:00", "2026-05-04T09:00:00+07:00", False, None),
     (2, "Received", "assignee:HN:binh", "2026-05-04T10:00:00+07:00", "2026-05-04T10:00:00+07:00", False, None),
-    (3, "ProgressReported", "assignee:HN:binh", "2026-05-15T10:00:00+07:00", "2026-05-19T09:00:00+07:00", True,
-     "3 d 23 h"),
-    (4, "ProgressApproved", "approver:HN:chi", "2026-05-15T15:00:00+07:00", "2026-05-19T11:00:00+07:00", True,
-     "3 d 20 h"),
+    (
+        3,
+        "ProgressReported",
+        "assignee:HN:binh",
+        "2026-05-15T10:00:00+07:00",
+        "2026-05-19T09:00:00+07:00",
+        True,
+        "3 d 23 h",
+    ),
+    (
+        4,
+        "ProgressApproved",
+        "approver:HN:chi",
+        "2026-05-15T15:00:00+07:00",
+        "2026-05-19T11:00:00+07:00",
+        True,
+        "3 d 20 h",
+    ),
     (5, "Urged", "monitor:BKT:dung", "2026-05-26T09:00:00+07:00", "2026-05-26T09:00:00+07:00", False, None),
     (6, "ProgressReported", "assignee:HN:binh", "2026-06-01T09:00:00+07:00", "2026-06-03T09:00:00+07:00", True, "2 d"),
-    (7, "ProgressApproved", "approver:HN:chi", "2026-06-01T10:00:00+07:00", "2026-06-03T09:30:00+07:00", True,
-     "1 d 23 h 30 min"),
+    (
+        7,
+        "ProgressApproved",
+        "approver:HN:chi",
+        "2026-06-01T10:00:00+07:00",
+        "2026-06-03T09:30:00+07:00",
+        True,
+        "1 d 23 h 30 min",
+    ),
     (8, "Completed", "assignee:HN:binh", "2026-06-01T11:00:00+07:00", "2026-06-03T10:00:00+07:00", True, "1 d 23 h"),
 ]
 
 
 def timeline_rows(data: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return [(e["version"], e["type"], "{role}:{agency}:{user}".format(**e["actor"]), e["occurred_at"],
-             e["recorded_at"], e["late_record"], e["record_gap"]) for e in data["events"]]
+    return [
+        (
+            e["version"],
+            e["type"],
+            "{role}:{agency}:{user}".format(**e["actor"]),
+            e["occurred_at"],
+            e["recorded_at"],
+            e["late_record"],
+            e["record_gap"],
+        )
+        for e in data["events"]
+    ]
 
 
 def test_history_lists_every_fact_with_actor_both_times_and_the_late_flag(built: Built) -> None:
@@ -231,23 +390,33 @@ def test_history_shows_what_each_fact_changed(built: Built) -> None:
 
     assert changes[1]["lifecycle"] == (None, "awaiting_receipt")
     assert changes[1]["clocks.receipt_due_at"] == (None, "2026-05-04T14:00:00+07:00")
-    assert changes[2] == {"status": ("awaiting_receipt", "not_started_on_time"),
-                          "lifecycle": ("awaiting_receipt", "received"),
-                          "received_at": (None, "2026-05-04T10:00:00+07:00"),
-                          "clocks.objection_due_at": (None, "2026-05-05T10:00:00+07:00")}
+    assert changes[2] == {
+        "status": ("awaiting_receipt", "not_started_on_time"),
+        "lifecycle": ("awaiting_receipt", "received"),
+        "received_at": (None, "2026-05-04T10:00:00+07:00"),
+        "clocks.objection_due_at": (None, "2026-05-05T10:00:00+07:00"),
+    }
     assert changes[3] == {"reports": (0, 1), "pending_report": (None, 1)}
-    assert changes[4] == {"status": ("not_started_on_time", "in_progress_on_time"), "percent": (0, 40),
-                          "last_approved_report_at": (None, "2026-05-15T10:00:00+07:00"),
-                          "pending_report": (1, None)}
+    assert changes[4] == {
+        "status": ("not_started_on_time", "in_progress_on_time"),
+        "percent": (0, 40),
+        "last_approved_report_at": (None, "2026-05-15T10:00:00+07:00"),
+        "pending_report": (1, None),
+    }
     assert changes[5] == {"urges": (0, 1)}
-    assert changes[7] == {"percent": (40, 100),
-                          "last_approved_report_at": ("2026-05-15T10:00:00+07:00", "2026-06-01T09:00:00+07:00"),
-                          "pending_report": (2, None),
-                          "clocks.checkpoints[0].met_at": (None, "2026-06-01T09:00:00+07:00")}
-    assert changes[8] == {"status": ("in_progress_on_time", "completed_on_time"),
-                          "coarse_result": ("not_completed", "completed"), "lifecycle": ("received", "completed"),
-                          "completed_at": (None, "2026-06-01T11:00:00+07:00"),
-                          "completed_late_against_original": (None, False)}
+    assert changes[7] == {
+        "percent": (40, 100),
+        "last_approved_report_at": ("2026-05-15T10:00:00+07:00", "2026-06-01T09:00:00+07:00"),
+        "pending_report": (2, None),
+        "clocks.checkpoints[0].met_at": (None, "2026-06-01T09:00:00+07:00"),
+    }
+    assert changes[8] == {
+        "status": ("in_progress_on_time", "completed_on_time"),
+        "coarse_result": ("not_completed", "completed"),
+        "lifecycle": ("received", "completed"),
+        "completed_at": (None, "2026-06-01T11:00:00+07:00"),
+        "completed_late_against_original": (None, False),
+    }
 
 
 def test_history_of_a_directive_by_its_facts(built: Built) -> None:
@@ -281,8 +450,9 @@ def test_other_roles_may_not_read_audit_timelines(built: Built, actor: Actor) ->
         history(built.app, actor, built.task_id)
 
     assert refused.value.field == "actor.role"
-    assert refused.value.rule == ("only auditor, inspector, central_office may read audit timelines (SPEC 1); "
-                                  f"{actor.role.value} may not")
+    assert refused.value.rule == (
+        f"only auditor, inspector, central_office may read audit timelines (SPEC 1); {actor.role.value} may not"
+    )
 
 
 @dataclass(frozen=True)
@@ -299,8 +469,9 @@ def classified(make_ledger: Callable[..., TaskLedger], clock: Clock, register: C
     app = make_ledger(cipher_key=key)
     directive_id = register(app, "58-NQ/TW", confidentiality="confidential", summary=None)
     clock.set(local(2026, 5, 4, 9))
-    task_id = app.execute(OFFICE, c.AssignTask(directive_id=directive_id, assignee="HN", monitor="BKT",
-                                               deadline=date(2026, 6, 5))).aggregate_id
+    task_id = app.execute(
+        OFFICE, c.AssignTask(directive_id=directive_id, assignee="HN", monitor="BKT", deadline=date(2026, 6, 5))
+    ).aggregate_id
     clock.set(local(2026, 5, 6, 9))
     return Classified(app, task_id, key)
 
@@ -310,8 +481,10 @@ def test_a_regular_cleared_auditor_is_refused_a_confidential_task_then_a_grant_a
 ) -> None:
     app, task_id = classified.app, classified.task_id
     expected = f"task {task_id} is confidential; KTNN:giang is cleared for regular only"
-    for read in (lambda: history(app, AUDITOR, task_id),
-                 lambda: as_of(app, AUDITOR, task_id, local(2026, 5, 5, 12), Basis.RECORDED)):
+    for read in (
+        lambda: history(app, AUDITOR, task_id),
+        lambda: as_of(app, AUDITOR, task_id, local(2026, 5, 5, 12), Basis.RECORDED),
+    ):
         with pytest.raises(NotAuthorized) as refused:
             read()
         assert (refused.value.field, refused.value.rule) == ("clearance", expected)
@@ -368,8 +541,10 @@ def test_grants_are_hash_chained_facts_with_their_actor(built: Built, clock: Clo
     assert (again.version, again.duplicate) == (2, True)
     data = history(built.app, AUDITOR, CLEARANCES_ID)
     assert [(e["version"], e["type"], e["recorded_at"]) for e in data["events"]] == [
-        (1, "Opened", "2026-06-10T09:00:00+07:00"), (2, "Granted", "2026-06-10T09:00:00+07:00"),
-        (3, "Revoked", "2026-06-11T09:00:00+07:00")]
+        (1, "Opened", "2026-06-10T09:00:00+07:00"),
+        (2, "Granted", "2026-06-10T09:00:00+07:00"),
+        (3, "Revoked", "2026-06-11T09:00:00+07:00"),
+    ]
     assert all(e["actor"] == OFFICE.to_dict() for e in data["events"])
     assert data["events"][1]["changes"] == [{"field": "grants.KTNN:giang", "old": None, "new": "confidential"}]
     assert data["events"][2]["changes"] == [{"field": "grants.KTNN:giang", "old": "confidential", "new": None}]
@@ -381,8 +556,14 @@ def test_the_clearances_list_who_is_cleared_since_when_and_by_whom(built: Built,
     grant_clearance(built.app, OFFICE, agency="KTNN", user="giang", level="top_secret")
 
     assert clearance_listing(built.app, AUDITOR) == [
-        {"agency": "KTNN", "user": "giang", "level": "top_secret", "granted_at": "2026-06-10T09:00:00+07:00",
-         "granted_by": OFFICE.to_dict()}]
+        {
+            "agency": "KTNN",
+            "user": "giang",
+            "level": "top_secret",
+            "granted_at": "2026-06-10T09:00:00+07:00",
+            "granted_by": OFFICE.to_dict(),
+        }
+    ]
     with pytest.raises(NotAuthorized, match="may list clearances"):
         clearance_listing(built.app, MONITOR)
 
@@ -404,15 +585,20 @@ def test_grant_refusals_name_the_rule(built: Built) -> None:
 CLI_CLOCK = "2026-06-10T02:00:00+00:00"  # Wed 10 Jun 2026, 09:00 local
 
 
-def cli(backend: Backend, home: Path, *args: str, actor: str = "auditor:KTNN:giang",
-        cipher_key: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKLEDGER_", "PERSISTENCE_", "POSTGRES_",
-                                                                    "SQLITE_", "CIPHER_"))}
+def cli(
+    backend: Backend, home: Path, *args: str, actor: str = "auditor:KTNN:giang", cipher_key: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TASKLEDGER_", "PERSISTENCE_", "POSTGRES_", "SQLITE_", "CIPHER_"))
+    }
     env.update(backend.env, TASKLEDGER_HOME=str(home), TASKLEDGER_CLOCK=CLI_CLOCK, TASKLEDGER_ACTOR=actor)
     if cipher_key:
         env["TASKLEDGER_CIPHER_KEY"] = cipher_key
-    return subprocess.run([sys.executable, "-m", "connectors.cli", "audit", *args], env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "audit", *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_history_json_lists_every_fact_exactly(built: Built, backend: Backend, tmp_path: Path) -> None:
@@ -427,8 +613,17 @@ def test_cli_history_json_lists_every_fact_exactly(built: Built, backend: Backen
 def test_cli_as_of_json_by_both_bases(built: Built, backend: Backend, tmp_path: Path) -> None:
     views = {}
     for basis in ("occurred", "recorded"):
-        proc = cli(backend, tmp_path, "as-of", str(built.task_id), "--at", "2026-05-17T12:00:00+07:00",
-                   "--basis", basis, "--json")
+        proc = cli(
+            backend,
+            tmp_path,
+            "as-of",
+            str(built.task_id),
+            "--at",
+            "2026-05-17T12:00:00+07:00",
+            "--basis",
+            basis,
+            "--json",
+        )
         assert proc.returncode == 0, proc.stderr
         views[basis] = json.loads(proc.stdout)
 
@@ -459,11 +654,24 @@ def test_cli_refuses_a_role_and_a_clearance_explicitly_and_shows_nothing(
     assert "assignee may not" in by_role.stderr
     assert refused.returncode == 2
     assert json.loads(refused.stdout) == {
-        "error": "not_authorized", "field": "clearance",
-        "rule": f"task {task} is confidential; KTNN:giang is cleared for regular only"}
+        "error": "not_authorized",
+        "field": "clearance",
+        "rule": f"task {task} is confidential; KTNN:giang is cleared for regular only",
+    }
 
-    granted = cli(backend, tmp_path, "grant", "giang", "--agency", "KTNN", "--level", "confidential", "--json",
-                  actor="central_office:VPTW:an", cipher_key=key)
+    granted = cli(
+        backend,
+        tmp_path,
+        "grant",
+        "giang",
+        "--agency",
+        "KTNN",
+        "--level",
+        "confidential",
+        "--json",
+        actor="central_office:VPTW:an",
+        cipher_key=key,
+    )
     assert granted.returncode == 0, granted.stderr
     allowed = cli(backend, tmp_path, "as-of", task, "--at", "2026-05-05T12:00:00+07:00", "--json", cipher_key=key)
     assert allowed.returncode == 0, allowed.stderr

@@ -678,6 +678,7 @@ def test_transcoder_encodings_are_converted_at_any_depth() -> None:
 def test_messages_validate_against_the_committed_json_schema(regular: Built, confidential: Built) -> None:
     """Consumers validate with the published file, not with pydantic: both must agree."""
     import jsonschema  # a dev dependency: the published schema must be checked, never skipped
+
     schema = orjson.loads(SCHEMA_PATH.read_bytes())
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     for envelope in regular.envelopes + confidential.envelopes:

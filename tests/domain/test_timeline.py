@@ -28,11 +28,21 @@ def local(d: int, hh: int = 0, mm: int = 0) -> datetime:
 
 # -- flat state and diff ----------------------------------------------------------------------
 def test_flatten_turns_nested_views_into_dotted_and_indexed_keys() -> None:
-    view = {"status": "received", "clocks": {"deadline_at": "D", "checkpoints": [{"at": "A", "met_at": None}]},
-            "tags": ["x", "y"], "empty": []}
+    view = {
+        "status": "received",
+        "clocks": {"deadline_at": "D", "checkpoints": [{"at": "A", "met_at": None}]},
+        "tags": ["x", "y"],
+        "empty": [],
+    }
 
-    assert tl.flatten(view) == {"status": "received", "clocks.deadline_at": "D", "clocks.checkpoints[0].at": "A",
-                                "clocks.checkpoints[0].met_at": None, "tags": ["x", "y"], "empty": []}
+    assert tl.flatten(view) == {
+        "status": "received",
+        "clocks.deadline_at": "D",
+        "clocks.checkpoints[0].at": "A",
+        "clocks.checkpoints[0].met_at": None,
+        "tags": ["x", "y"],
+        "empty": [],
+    }
 
 
 def test_state_drops_the_keys_that_change_without_any_fact() -> None:
@@ -45,13 +55,18 @@ def test_diff_lists_changed_fields_in_order_with_old_and_new_values() -> None:
     before = {"lifecycle": "received", "percent": 0, "pending_report": 1, "gone": "x"}
     after = {"lifecycle": "received", "percent": 40, "pending_report": None}
 
-    assert tl.diff(before, after) == [Change("percent", 0, 40), Change("pending_report", 1, None),
-                                      Change("gone", "x", None)]
+    assert tl.diff(before, after) == [
+        Change("percent", 0, 40),
+        Change("pending_report", 1, None),
+        Change("gone", "x", None),
+    ]
 
 
 def test_a_creating_fact_changes_every_field_that_has_a_value() -> None:
     assert tl.diff(None, {"status": "awaiting_receipt", "received_at": None, "reports": 0, "tags": []}) == [
-        Change("status", None, "awaiting_receipt"), Change("reports", None, 0)]
+        Change("status", None, "awaiting_receipt"),
+        Change("reports", None, 0),
+    ]
 
 
 def test_nothing_changed_is_an_empty_diff() -> None:
@@ -84,8 +99,13 @@ def test_a_tolerance_forgives_small_gaps() -> None:
 
 @pytest.mark.parametrize(
     ("gap", "text"),
-    [(timedelta(days=2), "2 d"), (timedelta(days=1, hours=23, minutes=30), "1 d 23 h 30 min"),
-     (timedelta(seconds=45), "45 s"), (timedelta(minutes=5, seconds=3), "5 min"), (timedelta(0), "0 s")],
+    [
+        (timedelta(days=2), "2 d"),
+        (timedelta(days=1, hours=23, minutes=30), "1 d 23 h 30 min"),
+        (timedelta(seconds=45), "45 s"),
+        (timedelta(minutes=5, seconds=3), "5 min"),
+        (timedelta(0), "0 s"),
+    ],
 )
 def test_gaps_read_in_days_hours_and_minutes(gap: timedelta, text: str) -> None:
     assert tl.format_gap(gap) == text
@@ -219,4 +239,3 @@ def test_no_grant_reaches_absolute_secret_or_an_unknown_level(level: str) -> Non
         grantable_level(level)
 
     assert refused.value.field == "level"
-
