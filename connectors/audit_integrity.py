@@ -598,8 +598,16 @@ class Verifier:
         self.sealed_to = max((c.last_position for c in self.checkpoints), default=0)
 
     # -- chains ----------------------------------------------------------------------------
-    def feed(self, key: Any, version: int, topic: str, data: Any, position: int | None, line: int | None = None,
-             raw: bytes = b"") -> None:
+    def feed(
+        self,
+        key: Any,
+        version: int,
+        topic: str,
+        data: Any,
+        position: int | None,
+        line: int | None = None,
+        raw: bytes = b"",
+    ) -> None:
         """One stored event, every case. ``key`` is the originator id as the source gives it;
         ``data`` the decoded JSON state, or an Exception if it could not be read (then ``raw`` is
         hashed as its Merkle leaf, so that the range check fails too)."""
@@ -620,7 +628,8 @@ class Verifier:
                 reason = "the stored state is not a JSON object"
             elif version != expected:
                 at = "".join(
-                    part for part, value in ((f", at position {position}", position), (f", line {line}", line))
+                    part
+                    for part, value in ((f", at position {position}", position), (f", line {line}", line))
                     if value is not None
                 )
                 reason = (
@@ -1235,8 +1244,12 @@ def _read_proofs(directory: Path, manifest: dict[str, Any], report: Report) -> d
 
 
 def _check_inclusion(
-    checkpoint: Checkpoint, proof: tuple[int, list[str]] | None, hash_text: Any,
-    proven: dict[int, int], failed: dict[int, list[str]], where: str,
+    checkpoint: Checkpoint,
+    proof: tuple[int, list[str]] | None,
+    hash_text: Any,
+    proven: dict[int, int],
+    failed: dict[int, list[str]],
+    where: str,
 ) -> None:
     """Is this exported event's hash in the signed root of the checkpoint whose range holds it?"""
     if proof is not None and proof[0] == checkpoint.sequence:
@@ -1252,19 +1265,22 @@ def _check_inclusion(
         failed.setdefault(checkpoint.sequence, []).append(where + " (no proof)")
 
 
-def _inclusion_problems(report: Report, partial: Sequence[Checkpoint], proven: dict[int, int],
-                        failed: dict[int, list[str]]) -> None:
+def _inclusion_problems(
+    report: Report, partial: Sequence[Checkpoint], proven: dict[int, int], failed: dict[int, list[str]]
+) -> None:
     for c in partial:
         bad = failed.get(c.sequence)
         if not bad:
             continue
         total = len(bad) + proven.get(c.sequence, 0)
-        report.add(Problem(
-            "checkpoint",
-            f"{len(bad)} of the {total} exported events in its range are not proven included in its signed root "
-            f"(first: {bad[0]}): the log's events in the range changed after it was sealed",
-            checkpoint=_cp_ref(c),
-        ))
+        report.add(
+            Problem(
+                "checkpoint",
+                f"{len(bad)} of the {total} exported events in its range are not proven included in its signed root "
+                f"(first: {bad[0]}): the log's events in the range changed after it was sealed",
+                checkpoint=_cp_ref(c),
+            )
+        )
 
 
 def verify_export(directory: Path, *, trusted: set[str] | None = None) -> Report:
@@ -1307,8 +1323,11 @@ def verify_export(directory: Path, *, trusted: set[str] | None = None) -> Report
     seal_entries = manifest.get("seal_log") or []
     good = check_seal_log(
         report,
-        [(e.get("version"), e.get("topic"), e.get("state"), None)  # type: ignore[misc]
-         for e in seal_entries if isinstance(e, dict)],
+        [
+            (e.get("version"), e.get("topic"), e.get("state"), None)  # type: ignore[misc]
+            for e in seal_entries
+            if isinstance(e, dict)
+        ],
         trusted,
     )
     complete = [c for c in good if scope.get("kind") == "all" and c.last_position <= report.head]
@@ -1350,12 +1369,27 @@ def verify_export(directory: Path, *, trusted: set[str] | None = None) -> Report
             if partial:
                 k = bisect.bisect_right(starts, position) - 1
                 if k >= 0 and position <= partial[k].last_position:
-                    _check_inclusion(partial[k], proof_index.get(position), line.get("hash"), proven, failed,
-                                     f"{_kind(topic)} {text} version {version}, line {number}")
+                    _check_inclusion(
+                        partial[k],
+                        proof_index.get(position),
+                        line.get("hash"),
+                        proven,
+                        failed,
+                        f"{_kind(topic)} {text} version {version}, line {number}",
+                    )
             if data is None:  # redacted: above the reader's clearance when exported
                 if redacted_listed.get(text, 0) <= redacted_seen.get(text, 0):
-                    report.add(Problem("export", "a redacted event the manifest does not list as redacted",
-                                       text, _kind(topic), version, position, number))
+                    report.add(
+                        Problem(
+                            "export",
+                            "a redacted event the manifest does not list as redacted",
+                            text,
+                            _kind(topic),
+                            version,
+                            position,
+                            number,
+                        )
+                    )
                 redacted_seen[text] = redacted_seen.get(text, 0) + 1
                 verifier.feed_redacted(text, version, topic, line.get("prev_hash"), line.get("hash"), position, number)
                 entry = counts.setdefault(text, {"events": 0, "first_hash": line.get("hash")})
@@ -1371,8 +1405,17 @@ def verify_export(directory: Path, *, trusted: set[str] | None = None) -> Report
             if not isinstance(data, dict):
                 data = ValueError("the state is not a JSON object")
             elif data.get("hash") != line.get("hash") or data.get("prev_hash") != line.get("prev_hash"):
-                report.add(Problem("chain", "the line's hash/prev_hash differ from its state's", text, _kind(topic),
-                                   version, position, number))
+                report.add(
+                    Problem(
+                        "chain",
+                        "the line's hash/prev_hash differ from its state's",
+                        text,
+                        _kind(topic),
+                        version,
+                        position,
+                        number,
+                    )
+                )
             verifier.feed(text, version, topic, data, position, number, raw)
             own = data.get("hash") if isinstance(data, dict) else None
             entry = counts.setdefault(text, {"events": 0, "first_hash": own})
@@ -1382,8 +1425,13 @@ def verify_export(directory: Path, *, trusted: set[str] | None = None) -> Report
     report.checkpoints_proven = proven
     _inclusion_problems(report, partial, proven, failed)
     if digest.hexdigest() != expected.get("sha256"):
-        report.add(Problem("export", f"events.jsonl was changed after the export: its SHA-256 {digest.hexdigest()} is "
-                                     f"not the manifest's {expected.get('sha256')}"))
+        report.add(
+            Problem(
+                "export",
+                f"events.jsonl was changed after the export: its SHA-256 {digest.hexdigest()} is "
+                f"not the manifest's {expected.get('sha256')}",
+            )
+        )
     if report.events != expected.get("count"):
         report.add(
             Problem("export", f"events.jsonl holds {report.events} events, the manifest says {expected.get('count')}")
@@ -1400,8 +1448,13 @@ def verify_export(directory: Path, *, trusted: set[str] | None = None) -> Report
         else:
             for name in ("events", "first_hash", "last_hash"):
                 if have.get(name) != want.get(name):
-                    report.add(Problem("export", f"aggregate {text}: the manifest says {name} {want.get(name)}, "
-                                                 f"events.jsonl gives {have.get(name)}"))
+                    report.add(
+                        Problem(
+                            "export",
+                            f"aggregate {text}: the manifest says {name} {want.get(name)}, "
+                            f"events.jsonl gives {have.get(name)}",
+                        )
+                    )
     if scope.get("kind") != "all":
         report.unsealed = 0
     _order(report)
@@ -1444,8 +1497,12 @@ class _Bar:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
             )
             self.job = self.progress.add_task(label, total=total)
             self.progress.start()
@@ -1602,8 +1659,13 @@ def export_cmd(
     key = ensure_audit_key(_settings().pki_dir)
     with _Bar("exporting", log_head(app), progress and not as_json) as bar:
         manifest = export(
-            app, out, task=_uuid(task, "task") if task else None, directive=directive_id, key=key,
-            reader_level=level, progress=bar,
+            app,
+            out,
+            task=_uuid(task, "task") if task else None,
+            directive=directive_id,
+            key=key,
+            reader_level=level,
+            progress=bar,
         )
     data = {
         "out": str(out),
@@ -1619,8 +1681,11 @@ def export_cmd(
         print(
             f"exported {data['events']:,} events of {data['aggregates']:,} aggregates and {data['checkpoints']} "
             f"checkpoints to {out} (events.jsonl sha256 {data['sha256'][:16]}...)"
-            + (f"; {data['redacted']:,} events above your clearance exported without content"
-               if data["redacted"] else "")
+            + (
+                f"; {data['redacted']:,} events above your clearance exported without content"
+                if data["redacted"]
+                else ""
+            )
         )
 
 

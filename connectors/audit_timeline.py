@@ -110,7 +110,10 @@ class Record:
 
 
 KINDS: dict[type[Any], str] = {
-    Task: "task", Directive: "directive", Clearances: "clearances", WorkingCalendar: "calendar",
+    Task: "task",
+    Directive: "directive",
+    Clearances: "clearances",
+    WorkingCalendar: "calendar",
 }
 
 
@@ -232,8 +235,18 @@ def _actor_text(actor: dict[str, str] | None) -> str:
     return f"{a.get('role')}:{a.get('agency')}:{a.get('user')}"
 
 
-CREATED_SHOWN = ("status", "lifecycle", "assignee", "monitor", "deadline", "confidentiality", "symbol", "title",
-                 "clocks.receipt_due_at", "grants")
+CREATED_SHOWN = (
+    "status",
+    "lifecycle",
+    "assignee",
+    "monitor",
+    "deadline",
+    "confidentiality",
+    "symbol",
+    "title",
+    "clocks.receipt_due_at",
+    "grants",
+)
 
 
 def _changes_text(row: dict[str, Any]) -> str:
@@ -252,12 +265,32 @@ def history_cmd(record_id: RecordId, actor: ActorOpt = None, as_json: JsonOpt = 
     command id, calendar version, hash, and what changed."""
     cli = _cli()
     data = history(cli._ledger(), cli.actor_of(actor), cli.directive_ref(record_id))
-    table = Table("v", "event", "actor", "occurred_at", "recorded_at", "late by", "command_id", "cal", "hash",
-                  "what changed", title=f"{data['kind']} {data['aggregate_id']} ({data['confidentiality']})")
+    table = Table(
+        "v",
+        "event",
+        "actor",
+        "occurred_at",
+        "recorded_at",
+        "late by",
+        "command_id",
+        "cal",
+        "hash",
+        "what changed",
+        title=f"{data['kind']} {data['aggregate_id']} ({data['confidentiality']})",
+    )
     for r in data["events"]:
-        table.add_row(str(r["version"]), r["type"], _actor_text(r["actor"]), r["occurred_at"], r["recorded_at"],
-                      f"LATE {r['record_gap']}" if r["late_record"] else "", r["command_id"] or "",
-                      str(r["calendar_version"] or ""), (r["hash"] or "")[:12], _changes_text(r))
+        table.add_row(
+            str(r["version"]),
+            r["type"],
+            _actor_text(r["actor"]),
+            r["occurred_at"],
+            r["recorded_at"],
+            f"LATE {r['record_gap']}" if r["late_record"] else "",
+            r["command_id"] or "",
+            str(r["calendar_version"] or ""),
+            (r["hash"] or "")[:12],
+            _changes_text(r),
+        )
     cli.emit(data, as_json, table)
     if not as_json:
         cli.out.print(f"{len(data['events'])} facts, {data['late_records']} recorded late (after they occurred)")
@@ -268,8 +301,9 @@ def history_cmd(record_id: RecordId, actor: ActorOpt = None, as_json: JsonOpt = 
 def as_of_cmd(
     record_id: RecordId,
     at: Annotated[str, typer.Option("--at", help="the instant, ISO 8601 with offset")],
-    basis: Annotated[str, typer.Option("--basis", help="occurred (what had happened) | recorded (what was shown)")]
-    = "occurred",
+    basis: Annotated[
+        str, typer.Option("--basis", help="occurred (what had happened) | recorded (what was shown)")
+    ] = "occurred",
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -277,8 +311,12 @@ def as_of_cmd(
     cli = _cli()
     instant = cli.instant(at, "at")
     data = as_of(cli._ledger(), cli.actor_of(actor), cli.directive_ref(record_id), instant, tl.Basis.parse(basis))
-    table = Table("field", "value", show_header=False,
-                  title=f"{data['kind']} {data['aggregate_id']}: {data['note']} (basis: {data['basis']})")
+    table = Table(
+        "field",
+        "value",
+        show_header=False,
+        title=f"{data['kind']} {data['aggregate_id']}: {data['note']} (basis: {data['basis']})",
+    )
     view = data["view"]
     for key in ("status", "lifecycle", "assignee", "deadline", "percent", "version", "symbol", "title"):
         if key in view:
@@ -289,8 +327,9 @@ def as_of_cmd(
     table.add_row("facts counted", f"{data['events_counted']} of {data['events_total']}")
     for e in data["excluded"]:
         why = "occurred by then, recorded later" if e["occurred_by_instant"] else "not yet occurred"
-        table.add_row("excluded", f"v{e['version']} {e['type']} occurred {e['occurred_at']}, "
-                                  f"recorded {e['recorded_at']} ({why})")
+        table.add_row(
+            "excluded", f"v{e['version']} {e['type']} occurred {e['occurred_at']}, recorded {e['recorded_at']} ({why})"
+        )
     for v in data["counted_but_recorded_later"]:
         table.add_row("counted", f"v{v} had occurred but was recorded after {data['at']}")
     cli.emit(data, as_json, table)
@@ -302,12 +341,15 @@ def grant_cmd(
     user: Annotated[str, typer.Argument(help="user id")],
     agency: AgencyOpt,
     level: Annotated[str, typer.Option("--level", help="regular|confidential|top_secret")],
-    actor: ActorOpt = None, command_id: CmdIdOpt = None, as_json: JsonOpt = False,
+    actor: ActorOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Clear a user to read records up to a confidentiality level (central office)."""
     cli = _cli()
-    result = grant_clearance(cli._ledger(), cli.actor_of(actor), agency=agency, user=user, level=level,
-                             command_id=command_id).to_dict()
+    result = grant_clearance(
+        cli._ledger(), cli.actor_of(actor), agency=agency, user=user, level=level, command_id=command_id
+    ).to_dict()
     note = " (retry: nothing appended)" if result["duplicate"] else ""
     cli.emit(result, as_json, f"{agency}:{user} cleared for {level} (clearances v{result['version']}){note}")
 
@@ -318,12 +360,15 @@ def revoke_cmd(
     user: Annotated[str, typer.Argument(help="user id")],
     agency: AgencyOpt,
     reason: Annotated[str | None, typer.Option("--reason")] = None,
-    actor: ActorOpt = None, command_id: CmdIdOpt = None, as_json: JsonOpt = False,
+    actor: ActorOpt = None,
+    command_id: CmdIdOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Withdraw a user's clearance: it reads regular records only (central office)."""
     cli = _cli()
-    result = revoke_clearance(cli._ledger(), cli.actor_of(actor), agency=agency, user=user, reason=reason,
-                              command_id=command_id).to_dict()
+    result = revoke_clearance(
+        cli._ledger(), cli.actor_of(actor), agency=agency, user=user, reason=reason, command_id=command_id
+    ).to_dict()
     note = " (retry: nothing appended)" if result["duplicate"] else ""
     cli.emit(result, as_json, f"{agency}:{user} clearance revoked (clearances v{result['version']}){note}")
 
