@@ -34,17 +34,15 @@ import logging
 import os
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 
 from connectors.settings import Settings
 from domain.contract import EVENTS_TOPIC
-from streams.projector import ProjectorClient, ProjectorError, dumps, shared_clock, touched_tasks
+from streams.projector import ProjectorClient, ProjectorError, shared_clock
 from streams.topics import events_topic
-
-__all__ = ["BATCH", "IN_FLIGHT", "WITHIN_S", "Processor", "WorkerStats", "dumps", "install", "touched_tasks"]
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +61,6 @@ class WorkerStats:
     timer_ticks: int = 0
     errors: int = 0
     reseeks: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -134,7 +129,6 @@ def install(app: faust.App, settings: Settings) -> Processor:
     common: dict[str, Any] = {"default": None, "partitions": 6, "key_type": bytes, "use_partitioner": True}
     # task id -> {"version", "status", "wake": next wakeup (UTC ISO 8601) or None, "raised": [alert ids]}
     states = app.Table("task-state", **common)
-    app.taskledger_tables = (states,)  # type: ignore[attr-defined]
     source = events_topic(app)
     # requests in flight, in order: (future of the projector's answer, events to ack, their stream, kind)
     in_flight: deque[tuple[asyncio.Future[Any], list[Any], Any, str]] = deque()
@@ -157,8 +151,6 @@ def install(app: faust.App, settings: Settings) -> Processor:
             await asyncio.sleep(0)  # let the completer take it off the queue
         in_flight.append((processor.projector.submit(kind, payload), events, stream, kind))
         arrived.set()
-
-    app.taskledger_submit = submit  # type: ignore[attr-defined]
 
     @app.task
     async def start_projector() -> None:

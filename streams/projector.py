@@ -315,10 +315,6 @@ class ProjectorClient:
         self._reader.start()
         log.info("worker: projector process %d started", self.process.pid)
 
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.is_alive() and self._failed is None
-
     def _read(self) -> None:
         while True:
             try:
