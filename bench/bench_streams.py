@@ -21,7 +21,8 @@ store in a temporary ``TASKLEDGER_HOME`` (the worker reads it, as ``taskledger w
 3. ceiling a minimal Faust app (same broker settings as ``streams.app``; its own group) whose only agent does
           ``async for batch in stream.take(BATCH, within=WITHIN_S): count += len(batch)`` with the worker's
           ``streams.agents.BATCH`` and ``WITHIN_S``, timed the same way on the same topic: the consume-only
-          ceiling of a Faust worker on this machine and broker.
+          ceiling of a Faust worker on this machine and broker; then the same with the worker's own primitive,
+          ``stream.noack_take`` and ``stream.ack`` of every event.
 4. sink   a subprocess opens the worker's chdb directory (chdb: one process per directory) and inserts the
           same rows into empty copies (``CREATE TABLE .. AS``) of the three tables, timed, 3 rounds interleaved:
           (a) ``projections.writer.BatchWriter`` fed and flushed at the worker's cadence (per worker batch: its
@@ -305,8 +306,10 @@ def _deltas(lines: list[tuple[float, int, int, int, int]]) -> list[tuple[float, 
 
 
 # ---------------------------------------------------------------------------- ceiling (child)
-def ceiling_main(bootstrap: str, app_id: str, datadir: str) -> int:
-    """A consume-only Faust app: the broker settings of ``streams.app.make_app``, one agent that counts."""
+def ceiling_main(bootstrap: str, app_id: str, datadir: str, mode: str = "take") -> int:
+    """A consume-only Faust app: the broker settings of ``streams.app.make_app``, one agent that counts.
+    ``mode`` ``take``: ``stream.take`` (the issue's ceiling); ``noack_take``: the worker's own primitive,
+    ``stream.noack_take`` then ``stream.ack`` of every event."""
     import logging
 
     import faust
@@ -336,8 +339,12 @@ def ceiling_main(bootstrap: str, app_id: str, datadir: str) -> int:
 
     @app.agent(topic, name="bench-ceiling")
     async def count(stream: Any) -> None:
-        async for batch in stream.take(take, within=within):
+        batches = stream.take(take, within=within) if mode == "take" else stream.noack_take(take, within=within)
+        async for batch in batches:
             total[0] += len(batch)
+            if mode != "take":
+                for event in batch:
+                    await stream.ack(event)
             log.info("ceiling: batch of %d events (total %d events, 0 statuses, 0 alerts)", len(batch), total[0])
 
     worker = faust.Worker(app, loglevel="info", quiet=True)
@@ -810,31 +817,33 @@ def bench(args: argparse.Namespace, workdir: Path, bootstrap: str) -> dict[str, 
                 )
                 result["profile"] = str(path.relative_to(ROOT))
 
-            # 3: consume-only ceiling
-            say("ceiling: consume-only faust app (stream.take with the worker's batch and wait, count only)")
-            ceiling = timed_consumer(
-                [
-                    "-m",
-                    "bench.bench_streams",
-                    "--_ceiling",
-                    bootstrap,
-                    f"bench-ceiling-{uuid.uuid4().hex[:8]}",
-                    str(workdir / "ceiling"),
-                ],
-                worker_env(home, bootstrap, workdir / "unused", "", trusted_roots),
-                workdir / "ceiling.log",
-                on_topic,
-                "the ceiling app",
-                args.timeout,
-            )
+            # 3: consume-only ceilings: stream.take (the issue's) and noack_take + ack (the worker's primitive)
             from streams.agents import BATCH, WITHIN_S
 
-            ceiling["take"] = {"max": BATCH, "within_s": WITHIN_S}
-            for key in ("statuses", "alerts", "statuses_per_s", "cadence"):
-                ceiling.pop(key, None)
-            result["ceiling"] = ceiling
-            result["worker_of_ceiling"] = round(worker["events_per_s"] / ceiling["events_per_s"], 4)
-            say(f"  ceiling: {ceiling['events_per_s']:,.0f} ev/s; worker = {result['worker_of_ceiling'] * 100:.1f} %")
+            for mode, key in (("take", "ceiling"), ("noack_take", "ceiling_noack")):
+                say(f"ceiling: consume-only faust app ({mode} with the worker's batch and wait, count only)")
+                ceiling = timed_consumer(
+                    [
+                        "-m",
+                        "bench.bench_streams",
+                        "--_ceiling",
+                        bootstrap,
+                        f"bench-ceiling-{uuid.uuid4().hex[:8]}",
+                        str(workdir / key),
+                        mode,
+                    ],
+                    worker_env(home, bootstrap, workdir / "unused", "", trusted_roots),
+                    workdir / f"{key}.log",
+                    on_topic,
+                    f"the {mode} ceiling app",
+                    args.timeout,
+                )
+                ceiling["take"] = {"mode": mode, "max": BATCH, "within_s": WITHIN_S}
+                for drop in ("statuses", "alerts", "statuses_per_s", "cadence"):
+                    ceiling.pop(drop, None)
+                result[key] = ceiling
+                share = result[f"worker_of_{key}"] = round(worker["events_per_s"] / ceiling["events_per_s"], 4)
+                say(f"  ceiling: {ceiling['events_per_s']:,.0f} ev/s; worker = {share * 100:.1f} %")
 
             # 4: sink vs raw (a subprocess: chdb lets one process open the directory)
             cadence_file = workdir / "cadence.json"
@@ -943,6 +952,11 @@ def table(r: dict[str, Any]) -> str:
         f"(start-up {c['startup_s']} s)"
     )
     add(f"{'   worker / ceiling':<62} {r['worker_of_ceiling'] * 100:>11.1f} %")
+    if "ceiling_noack" in r:
+        add(
+            f"{'   faust consume-only ceiling (noack_take + ack, as the worker)':<62} "
+            f"{r['ceiling_noack']['events_per_s']:>12,.0f}   worker = {r['worker_of_ceiling_noack'] * 100:.1f} %"
+        )
     for label, value in CONTEXT.items():
         add(f"{'   (issue, for context) ' + label:<62} {value:>12,}")
     s = r["sink"]
@@ -1008,7 +1022,7 @@ def table(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--_ceiling":
-        return ceiling_main(*argv[1:4])
+        return ceiling_main(*argv[1:5])
     if argv and argv[0] == "--_sink":
         return sink_main(argv[1], argv[2], argv[3], int(argv[4]))
     if argv and argv[0] == "--_profiled-worker":
