@@ -21,8 +21,9 @@ store in a temporary ``TASKLEDGER_HOME`` (the worker reads it, as ``taskledger w
 3. ceiling a minimal Faust app (same broker settings as ``streams.app``; its own group) whose only agent does
           ``async for batch in stream.take(BATCH, within=WITHIN_S): count += len(batch)`` with the worker's
           ``streams.agents.BATCH`` and ``WITHIN_S``, timed the same way on the same topic: the consume-only
-          ceiling of a Faust worker on this machine and broker; then the same with the worker's own primitive,
-          ``stream.noack_take`` and ``stream.ack`` of every event.
+          ceiling of a stock Faust app on this machine and broker; then the same with the worker's own app
+          (``streams.transport.WorkerApp``: faust's consumer with a cheaper per-message hand-off, and
+          ``streams.app.TUNING``) and primitive, ``stream.noack_take`` and ``stream.ack`` of every event.
 4. sink   a subprocess opens the worker's chdb directory (chdb: one process per directory) and inserts the
           same rows into empty copies (``CREATE TABLE .. AS``) of the three tables, timed, 3 rounds interleaved:
           (a) ``projections.writer.BatchWriter`` fed and flushed at the worker's cadence (per worker batch: its
@@ -308,17 +309,22 @@ def _deltas(lines: list[tuple[float, int, int, int, int]]) -> list[tuple[float, 
 # ---------------------------------------------------------------------------- ceiling (child)
 def ceiling_main(bootstrap: str, app_id: str, datadir: str, mode: str = "take") -> int:
     """A consume-only Faust app: the broker settings of ``streams.app.make_app``, one agent that counts.
-    ``mode`` ``take``: ``stream.take`` (the issue's ceiling); ``noack_take``: the worker's own primitive,
+    ``mode`` ``take``: stock ``faust.App`` and ``stream.take`` (the issue's ceiling); ``noack_take``: the
+    worker's own app (``streams.transport.WorkerApp``, ``streams.app.TUNING``) and primitive,
     ``stream.noack_take`` then ``stream.ack`` of every event."""
     import logging
 
     import faust
 
     from streams.agents import BATCH, WITHIN_S
+    from streams.app import TUNING
+    from streams.transport import WorkerApp
 
     log = logging.getLogger("bench.ceiling")
     take, within = BATCH, WITHIN_S
-    app = faust.App(
+    # take: stock faust (the issue's ceiling); noack_take: the worker's own app class, transport and tuning
+    factory, tuning = (faust.App, {}) if mode == "take" else (WorkerApp, TUNING)
+    app = factory(
         app_id,
         broker=f"kafka://{bootstrap}",
         store="memory://",
@@ -333,6 +339,7 @@ def ceiling_main(bootstrap: str, app_id: str, datadir: str, mode: str = "take") 
         producer_acks=-1,
         datadir=datadir,
         autodiscover=False,
+        **tuning,
     )
     topic = app.topic(EVENTS_TOPIC, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     total = [0]
@@ -954,7 +961,7 @@ def table(r: dict[str, Any]) -> str:
     add(f"{'   worker / ceiling':<62} {r['worker_of_ceiling'] * 100:>11.1f} %")
     if "ceiling_noack" in r:
         add(
-            f"{'   faust consume-only ceiling (noack_take + ack, as the worker)':<62} "
+            f"{'   consume-only ceiling, worker app (noack_take + ack)':<62} "
             f"{r['ceiling_noack']['events_per_s']:>12,.0f}   worker = {r['worker_of_ceiling_noack'] * 100:.1f} %"
         )
     for label, value in CONTEXT.items():

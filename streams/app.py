@@ -15,6 +15,16 @@ from connectors.settings import Settings
 
 APP_ID = "taskledger-worker"
 
+# Measured (python -m bench.bench_streams, "consume-only ceiling"; bench/README.md): with the hand-off of
+# streams.transport these lift a consume-only Faust agent from ~12,000 to ~16,000 events/s on the dev
+# machine. ``cython_optimizations`` is faust's documented opt-in for its repaired Cython fast path (take the
+# values already queued instead of awaiting the channel for each).
+TUNING: dict[str, Any] = {
+    "cython_optimizations": True,
+    "stream_buffer_maxsize": 65_536,
+    "broker_max_poll_records": 10_000,
+}
+
 
 def make_app(settings: Settings, **overrides: Any) -> faust.App:
     """A configured (not started) worker app; agents, tables and timers are attached by
@@ -37,9 +47,12 @@ def make_app(settings: Settings, **overrides: Any) -> faust.App:
         "table_cleanup_interval": 3600.0,
         "autodiscover": False,
     }
+    config.update(TUNING)
     config.update(overrides)
-    app = faust.App(APP_ID, **config)
     from streams.agents import install
+    from streams.transport import WorkerApp
+
+    app = WorkerApp(APP_ID, **config)
 
     install(app, settings)
     return app
