@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         0,
         description="port of the worker's read-only ClickHouse-HTTP endpoint on 127.0.0.1 (chdb store); 0 = ephemeral",
     )
+    worker_batch: int = Field(
+        10_000,
+        ge=1,
+        description="most events the stream worker takes per batch (it waits at most 0.5 s to fill one): "
+        "larger batches give more throughput, smaller ones less work consumed again after a crash",
+    )
     audit_checkpoint_every: int = Field(
         10_000, description="seal a signed audit checkpoint every N events (taskledger up, demo); 0 = only on demand"
     )

@@ -13,7 +13,7 @@ domain code the rebuild and ``task show`` use, and a message on ``taskledger.eve
 after its event is stored, so the fold always includes it. Status and alert rows come from
 ``connectors.rebuild.task_rows_and_wakeup`` -- the same function the rebuild uses.
 
-Per batch (``stream.noack_take(BATCH, within=WITHIN_S)``):
+Per batch (``stream.noack_take(TASKLEDGER_WORKER_BATCH, within=WITHIN_S)``, default ``BATCH``):
 
 1. the raw message values go to the projector (``batch``), which answers after it has written every row
    (events, status of every touched task and its parent, alerts not raised before), flushed ClickHouse,
@@ -46,7 +46,7 @@ from streams.topics import events_topic
 
 log = logging.getLogger(__name__)
 
-BATCH = 10_000
+BATCH = 10_000  # the default of TASKLEDGER_WORKER_BATCH (Settings.worker_batch)
 WITHIN_S = 0.5
 IN_FLIGHT = 2
 EXIT_PROJECTOR_FAILED = 70  # EX_SOFTWARE
@@ -191,7 +191,7 @@ def install(app: faust.App, settings: Settings) -> Processor:
 
     @app.agent(source, name="taskledger-projector")
     async def project(stream: Any) -> None:
-        async for events in stream.noack_take(BATCH, within=WITHIN_S):
+        async for events in stream.noack_take(settings.worker_batch, within=WITHIN_S):
             processor.last_batch_at = time.monotonic()
             for event in events:
                 message = event.message

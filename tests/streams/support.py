@@ -77,11 +77,17 @@ def worker_env(bootstrap: str, home: Path, olap: Path, clock: str, trusted_roots
 
 
 def start_worker(
-    bootstrap: str, home: Path, olap: Path, clock: str, log: Path, trusted_roots: Path | None = None
+    bootstrap: str,
+    home: Path,
+    olap: Path,
+    clock: str,
+    log: Path,
+    trusted_roots: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """``python -m streams.run`` with its clock (``TASKLEDGER_CLOCK``: ``<ISO instant>@<speed>``, ``@0`` =
     fixed), its output appended to ``log``."""
-    env = worker_env(bootstrap, home, olap, clock, trusted_roots)
+    env = worker_env(bootstrap, home, olap, clock, trusted_roots) | (extra_env or {})
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "streams.run"],

@@ -424,6 +424,7 @@ def test_receipt_overdue_by_the_clock_then_met_late_each_raised_once_across_rest
 # -- SIGKILL mid-stream ------------------------------------------------------------------------------------------
 KILL_AT = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)  # Tue 1 Dec 2026 10:00 local
 KILL_TASKS = 700  # about 7,800 events: several batches
+KILL_BATCH = {"TASKLEDGER_WORKER_BATCH": "500"}
 
 
 def test_sigkill_mid_stream_then_restart_doubles_nothing(fresh_broker: DevBroker, tmp_path: Path) -> None:  # noqa: F811
@@ -462,7 +463,8 @@ def test_sigkill_mid_stream_then_restart_doubles_nothing(fresh_broker: DevBroker
 
     olap = tmp_path / "olap"
     log1, log2 = tmp_path / "worker1.log", tmp_path / "worker2.log"
-    worker = start_worker(fresh_broker.bootstrap, home, olap, fixed(KILL_AT), log1)
+    # batches of 500 (TASKLEDGER_WORKER_BATCH): about 16 of them, so that the kill lands mid-stream
+    worker = start_worker(fresh_broker.bootstrap, home, olap, fixed(KILL_AT), log1, extra_env=KILL_BATCH)
     try:
         wait_for(lambda: processed(log1) > 0, CAUGHT_UP_S, "a first batch", log1, poll=0.02)
         # prefer a kill after the first offsets were committed (the restart must then skip them), but kill before
