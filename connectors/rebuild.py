@@ -126,10 +126,11 @@ def task_rows_and_wakeup(
     """``task_rows`` and the task's next wakeup (``domain.alerts.next_wakeup``), from one evaluation."""
     directive = folded.get(task.directive_id)
     subtasks = [s for s in (folded.get(i) for i in task.subtasks) if isinstance(s, Task)]
-    view = views.task_view(task, directive if isinstance(directive, Directive) else None, calendars, as_of, subtasks)
-    status = status_row(view, updated_at=as_of)
     clocks = task_clocks(task, calendars, as_of)
-    shown = view["clocks"]["all"]  # clocks_view lists task_clocks(task, calendars, as_of) in this same order
+    owner = directive if isinstance(directive, Directive) else None
+    view = views.task_view(task, owner, calendars, as_of, subtasks, all_clocks=clocks)
+    status = status_row(view, updated_at=as_of)
+    shown = view["clocks"]["all"]  # clocks_view lists these clocks in this same order
     if len(shown) != len(clocks):
         raise RuntimeError(f"task {task.id}: the view lists {len(shown)} clocks, task_clocks {len(clocks)}")
     by_instance = {(c.name, c.due_at): d for c, d in zip(clocks, shown, strict=True)}

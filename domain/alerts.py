@@ -138,10 +138,14 @@ def threshold_instant(clock: Clock, calendar: Calendar, share: float) -> datetim
     if not 0 <= fraction <= 1:
         raise ValidationError("share", f"must be between 0 and 1, got {fraction!r}")
     due = _aware(clock.due_at, "due_at")
-    total = calendar.working_time_between(clock.started_at, due)
+    return _threshold(clock.started_at, due, calendar.working_time_between(clock.started_at, due), calendar, fraction)
+
+
+def _threshold(started_at: datetime, due: datetime, total: timedelta, calendar: Calendar, fraction: float) -> datetime:
+    """``threshold_instant`` given the clock's working span ``total`` (computed once per clock)."""
     if not total:
         return due
-    return min(calendar.add_working_time(clock.started_at, total * fraction), due)
+    return min(calendar.add_working_time(started_at, total * fraction), due)
 
 
 # -- alerts -------------------------------------------------------------------------------------------------------
@@ -161,8 +165,9 @@ def _clock_alerts(
             return  # the task was closed by then: nothing new
         found.append((holds_from, Alert(task_id, clock.name, kind, due, at)))
 
+    total = calendar.working_time_between(clock.started_at, due)  # the clock's working span, once
     for kind, share in ((AlertKind.WARNING, policy.warning_share), (AlertKind.DUE_SOON, policy.due_soon_share)):
-        at = threshold_instant(clock, calendar, share)
+        at = _threshold(clock.started_at, due, total, calendar, share)
         timed(kind, at, at)
     if clock.obligation:
         timed(AlertKind.DUE_NOW, due, due)

@@ -293,10 +293,18 @@ def coarse_result(status: Status) -> str:
     }.get(status, "not_completed")
 
 
-def clocks_view(task: Task, directive: Directive | None, calendars: CalendarHistory, as_of: datetime) -> dict[str, Any]:
-    """The ``clocks`` object of ``task show``: due instants, ISO 8601 with the local offset."""
+def clocks_view(
+    task: Task,
+    directive: Directive | None,
+    calendars: CalendarHistory,
+    as_of: datetime,
+    all_clocks: list[Clock] | None = None,
+) -> dict[str, Any]:
+    """The ``clocks`` object of ``task show``: due instants, ISO 8601 with the local offset. ``all_clocks``:
+    ``task_clocks(task, calendars, as_of)`` when the caller already has it (it is not computed again)."""
     tz = ZoneInfo(calendars.current.hours.tz)
-    all_clocks = task_clocks(task, calendars, as_of)
+    if all_clocks is None:
+        all_clocks = task_clocks(task, calendars, as_of)
     closed = task.completed_at or task.cancelled_at
     receipts = [c for c in all_clocks if c.name == "receipt"]
     handling = [c for c in all_clocks if c.name == "objection_handling"]

@@ -25,6 +25,7 @@ def task_view(
     calendars: CalendarHistory,
     as_of: datetime,
     subtasks: list[Task] | None = None,
+    all_clocks: list[clocks.Clock] | None = None,
 ) -> dict[str, Any]:
     tz = ZoneInfo(calendars.current.hours.tz)
     status = clocks.derive_status(task, calendars, as_of)
@@ -71,7 +72,7 @@ def task_view(
         "findings": len(task.findings),
         "evaluation": task.evaluations[-1]["grade"] if task.evaluations else None,
         "version": task.version,
-        "clocks": clocks.clocks_view(task, directive, calendars, as_of),
+        "clocks": clocks.clocks_view(task, directive, calendars, as_of, all_clocks),
     }
     if task.level.is_classified:
         view["content"] = None
