@@ -7,8 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 import orjson
+import pytest
 from faust.types import TP
 
+from projections.rows import instant
 from streams.projector import dumps, shared_clock, touched_tasks
 from streams.timers import due_tasks, unconsumed
 
@@ -19,7 +21,8 @@ def test_a_status_row_is_published_as_json_with_utc_instants_and_plain_dates() -
     row = {
         "task_id": UUID(TASK),
         "as_of": datetime(2026, 4, 30, 10, 0, tzinfo=UTC) + timedelta(hours=7) - timedelta(hours=7),
-        "received_at": datetime.fromisoformat("2026-04-27T09:30:00+07:00"),
+        "received_at": instant("2026-04-27T09:30:00+07:00"),  # the row builders give UTC instants
+        "clock_met_at": [instant("2026-04-27T09:30:00.250000+07:00"), None],
         "deadline": date(2026, 6, 30),
         "percent": 40,
         "completed_at": None,
@@ -28,6 +31,7 @@ def test_a_status_row_is_published_as_json_with_utc_instants_and_plain_dates() -
         "task_id": TASK,
         "as_of": "2026-04-30T10:00:00Z",
         "received_at": "2026-04-27T02:30:00Z",
+        "clock_met_at": ["2026-04-27T02:30:00.250000Z", None],
         "deadline": "2026-06-30",
         "percent": 40,
         "completed_at": None,
@@ -97,3 +101,54 @@ def test_the_watchdog_sees_partitions_whose_records_wait_unconsumed() -> None:
     # 3: never fetched; the changelog is not the events topic
     assert unconsumed(consumer, seen, "taskledger.events.v1") == {events[0]: (7, 8)}
     assert unconsumed(consumer, {events[0]: 7, **seen}, "taskledger.events.v1") == {}
+
+
+def test_the_memoised_partitioner_agrees_with_the_producers_own() -> None:
+    """The projector names the partition of each status / alert message itself (memoised per task key);
+    it must be the one kafka-python's DefaultPartitioner (the Java client's murmur2 rule) would pick."""
+    from kafka.partitioner.default import DefaultPartitioner
+
+    from connectors.settings import Settings
+    from streams.projector import Projector
+
+    class Cluster:  # the two metadata reads DefaultPartitioner makes
+        def __init__(self, count: int) -> None:
+            self.count = count
+
+        def topics(self) -> set[str]:
+            return {"t"}
+
+        def partitions_for_topic(self, topic: str) -> set[int]:
+            return set(range(self.count))
+
+        available_partitions_for_topic = partitions_for_topic
+
+    class Producer:
+        def __init__(self, count: int) -> None:
+            self.count = count
+
+        def partitions_for(self, topic: str) -> set[int]:
+            return set(range(self.count))
+
+    projector = Projector(Settings(), 0.0)
+    keys = [str(UUID(int=i * 7919 + 1)).encode() for i in range(500)]
+    for count in (6, 3, 12):
+        projector.producer = Producer(count)
+        at = projector._partitioner("t")
+        expected = [DefaultPartitioner().partition("t", k, k, None, None, Cluster(count)) for k in keys]
+        assert [at(k) for k in keys] == expected
+        assert [at(k) for k in keys] == expected  # memoised: same answers
+    assert len(set(expected)) == 12  # the keys spread over every partition
+
+
+def test_a_worker_batch_below_one_is_refused_naming_the_setting() -> None:
+    import pydantic
+
+    from connectors.settings import Settings
+
+    with pytest.raises(pydantic.ValidationError) as refused:
+        Settings(worker_batch=0)
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("worker_batch",)
+    assert error["type"] == "greater_than_equal"
+    assert Settings(worker_batch=500).worker_batch == 500
