@@ -69,8 +69,28 @@ async def _finish(coro: Coroutine[Any, Any, Any], awaiting: Any) -> Any:
     return await _resume(coro, awaiting)
 
 
+FETCH_MAX_WAIT_MS = 100
+"""How long the broker may hold a fetch while no record is there. faust hard-codes 1,500 ms for its worker
+consumer; the dev broker (tansu) does not answer a waiting fetch when records arrive, so that wait was most
+of a quiet worker's command -> ClickHouse freshness (bench/README.md). 100 ms costs ten empty fetches a
+second when idle."""
+
+
+class ConsumerThread(driver.AIOKafkaConsumerThread):
+    """faust's consumer thread; its aiokafka consumer waits at most ``FETCH_MAX_WAIT_MS`` per fetch."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by AIOKafkaConsumer.start() for its Fetcher
+        return consumer
+
+
 class FastDrainConsumer(driver.Consumer):
-    """faust's aiokafka consumer; only the per-message hand-off of ``_drain_messages`` differs."""
+    """faust's aiokafka consumer; only the per-message hand-off of ``_drain_messages`` and the fetch wait
+    (``ConsumerThread``) differ."""
+
+    def _new_consumer_thread(self) -> Any:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _hand_off(self, callback: Any, message: Any) -> None:
         coro = callback(message)
