@@ -142,3 +142,24 @@ def test_the_fast_drain_applies_only_to_the_faust_versions_it_was_checked_agains
     assert fast_drain_supported(faust.__version__) == (faust.__version__ in CHECKED)
     assert fast_drain_supported("0.15.3")
     assert not fast_drain_supported("0.16.0")
+
+
+def test_the_worker_app_consumes_through_the_fast_drain_with_a_short_fetch_wait(tmp_path: Any) -> None:
+    """The worker's app (``streams.app.make_app``) builds ``FastDrainConsumer`` and an aiokafka consumer
+    whose fetch wait is ``FETCH_MAX_WAIT_MS`` (faust: 1,500) and poll size ``TUNING``'s (nothing connects)."""
+    from connectors.settings import Settings
+    from streams.app import TUNING, make_app
+    from streams.transport import FETCH_MAX_WAIT_MS, ConsumerThread
+
+    async def main() -> tuple[Any, ...]:
+        app = make_app(Settings(home=tmp_path, kafka_bootstrap="127.0.0.1:9"))
+        consumer = app.consumer
+        kafka = consumer._thread._create_worker_consumer(app.transport)
+        try:
+            return type(consumer), type(consumer._thread), kafka._fetch_max_wait_ms, kafka._max_poll_records
+        finally:
+            await kafka.stop()
+
+    expected = (FastDrainConsumer, ConsumerThread, FETCH_MAX_WAIT_MS, TUNING["broker_max_poll_records"])
+    assert run(main()) == expected
+    assert FETCH_MAX_WAIT_MS == 100
