@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         description="most events the stream worker takes per batch (it waits at most 0.5 s to fill one): "
         "larger batches give more throughput, smaller ones less work consumed again after a crash",
     )
+    worker_evaluators: int = Field(
+        2,
+        ge=0,
+        description="processes the stream worker's projector shards the task evaluation over (task id mod N); "
+        "0 = it evaluates itself. Default 2: measured best on 2 cores (bench/README.md)",
+    )
     audit_checkpoint_every: int = Field(
         10_000, description="seal a signed audit checkpoint every N events (taskledger up, demo); 0 = only on demand"
     )

@@ -96,6 +96,7 @@ class Projector:
     policy: Any = None
     raised: dict[str, set[str]] = field(default_factory=dict)
     partitions: dict[tuple[str, tuple[int, ...]], dict[bytes, int]] = field(default_factory=dict)
+    evaluators: Any = None  # streams.evaluators.Evaluators when TASKLEDGER_WORKER_EVALUATORS > 0
     lock: threading.Lock = field(default_factory=threading.Lock)  # chdb is used by requests and by readers
 
     def open(self) -> None:
@@ -119,6 +120,11 @@ class Projector:
         self.producer = k.producer(self.settings.bootstrap, client_id="taskledger-worker-projector")
         self.folds = Folds()
         self.policy = self.settings.alert_policy()
+        if self.settings.worker_evaluators > 0:
+            from streams.evaluators import Evaluators
+
+            self.evaluators = Evaluators(self.settings, self.clock_origin, self.settings.worker_evaluators)
+            self.evaluators.start()
 
     def load_raised(self, raised: dict[str, list[str]]) -> dict[str, Any]:
         """The alert ids already raised, per task, as recovered in the app's ``task-state`` table."""
@@ -129,14 +135,20 @@ class Projector:
         from projections.rows import event_row
 
         envelopes = [orjson.loads(v) for v in values]
+        touched = touched_tasks(envelopes)
+        as_of = self.ledger.clock()
+        # evaluators (if any) work on the tasks while this process builds the event rows
+        asked = self.evaluators.submit(touched, as_of) if self.evaluators is not None else None
         with self.lock:
             self.writers["task_events"].add(event_row(e) for e in envelopes)
-        return self._apply(touched_tasks(envelopes), events=len(envelopes))
+        return self._apply(touched, len(envelopes), as_of, asked)
 
     def tick(self, task_ids: list[str]) -> dict[str, Any]:
-        return self._apply({UUID(t) for t in task_ids}, events=0)
+        return self._apply({UUID(t) for t in task_ids}, 0, self.ledger.clock())
 
-    def _apply(self, task_ids: set[UUID], events: int) -> dict[str, Any]:
+    def _apply(
+        self, task_ids: set[UUID], events: int, as_of: datetime, asked: list[int] | None = None
+    ) -> dict[str, Any]:
         """Evaluate, write and flush, publish and flush; return what the app keeps in its tables."""
         from domain.contract import ALERTS_TOPIC, STATUS_TOPIC
         from streams.evaluate import evaluate_tasks
@@ -144,7 +156,12 @@ class Projector:
         def seen(task: str) -> frozenset[str]:
             return frozenset(self.raised.get(task, ()))
 
-        result = evaluate_tasks(self.ledger, task_ids, self.ledger.clock(), seen, self.folds, self.policy)
+        if self.evaluators is None:
+            result = evaluate_tasks(self.ledger, task_ids, as_of, seen, self.folds, self.policy)
+        else:
+            if asked is None:
+                asked = self.evaluators.submit(task_ids, as_of)
+            result = self.evaluators.collect(asked, seen)
         with self.lock:
             self.writers["task_status"].add(result.statuses.values())
             self.writers["task_alerts"].add(a for rows in result.new_alerts.values() for a in rows)
@@ -219,7 +236,7 @@ class Projector:
                 writer.close()
             except Exception as error:  # noqa: BLE001 - report, keep closing
                 log.warning("projector: final flush of %s failed: %s", name, error)
-        for resource in (self.producer, self.client, self.ledger):
+        for resource in (self.evaluators, self.producer, self.client, self.ledger):
             if resource is not None:
                 try:
                     resource.close()

@@ -350,7 +350,7 @@ def test_receipt_overdue_by_the_clock_then_met_late_each_raised_once_across_rest
 
     log1 = tmp_path / "worker1.log"
     worker = start_worker(fresh_broker.bootstrap, home, olap, f"{(due - timedelta(minutes=20)).isoformat()}@60", log1,
-                          roots)  # fmt: skip
+                          roots, IN_PROCESS)  # fmt: skip
     try:
         wait_for(lambda: processed(log1) >= initial, 120, "the first batch", log1)
         assert receipt_kinds()["overdue"] == 0, "overdue raised before the receipt clock fell due"
@@ -368,7 +368,7 @@ def test_receipt_overdue_by_the_clock_then_met_late_each_raised_once_across_rest
     relay_all(app, fresh_broker.bootstrap)
     log2 = tmp_path / "worker2.log"
     worker = start_worker(fresh_broker.bootstrap, home, olap, f"{(due + timedelta(minutes=2)).isoformat()}@1", log2,
-                          roots)  # fmt: skip
+                          roots, IN_PROCESS)  # fmt: skip
     try:
         version = app.get_task(task).version  # a restart also re-consumes old events: wait for this one
         wait_for(lambda: published_version(fresh_broker.bootstrap, task) >= version, 120, "the receipt", log2)
@@ -383,7 +383,7 @@ def test_receipt_overdue_by_the_clock_then_met_late_each_raised_once_across_rest
     relay_all(app, fresh_broker.bootstrap)
     log3 = tmp_path / "worker3.log"
     worker = start_worker(fresh_broker.bootstrap, home, olap, f"{(due + timedelta(minutes=4)).isoformat()}@1", log3,
-                          roots)  # fmt: skip
+                          roots, IN_PROCESS)  # fmt: skip
     try:
         version = app.get_task(task).version
         wait_for(lambda: published_version(fresh_broker.bootstrap, task) >= version, 120, "the urge", log3)
@@ -423,6 +423,9 @@ def test_receipt_overdue_by_the_clock_then_met_late_each_raised_once_across_rest
 
 # -- SIGKILL mid-stream ------------------------------------------------------------------------------------------
 KILL_AT = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)  # Tue 1 Dec 2026 10:00 local
+# the receipt test runs its workers with the projector evaluating itself (TASKLEDGER_WORKER_EVALUATORS=0); the
+# others with the default evaluator processes: both paths face the acceptance checks
+IN_PROCESS = {"TASKLEDGER_WORKER_EVALUATORS": "0"}
 KILL_TASKS = 700  # about 7,800 events: several batches
 KILL_BATCH = {"TASKLEDGER_WORKER_BATCH": "500"}
 
