@@ -771,6 +771,9 @@ def bench(args: argparse.Namespace, workdir: Path, bootstrap: str) -> dict[str, 
         "as_of": AS_OF.isoformat(),
         "context_issue_events_per_s": CONTEXT,
     }
+    # TASKLEDGER_WORKER_EVALUATORS of the worker (both runs): the worker's default unless --evaluators
+    evaluators = {} if args.evaluators is None else {"TASKLEDGER_WORKER_EVALUATORS": str(args.evaluators)}
+    result["worker_evaluators"] = args.evaluators if args.evaluators is not None else "default"
     with fresh_store("sqlite", workdir, "") as store:
         home = workdir / "store"
         app, directive = open_ledger(store["env"], workdir)
@@ -801,7 +804,7 @@ def bench(args: argparse.Namespace, workdir: Path, bootstrap: str) -> dict[str, 
             # 2: the worker
             olap = workdir / "olap"
             log = workdir / "worker.log"
-            env = worker_env(home, bootstrap, olap, AS_OF.isoformat() + "@0", trusted_roots)
+            env = worker_env(home, bootstrap, olap, AS_OF.isoformat() + "@0", trusted_roots) | evaluators
             args_worker = (
                 ["-m", "bench.bench_streams", "--_profiled-worker", str(workdir / "profile.txt")]
                 if args.profile
@@ -885,7 +888,7 @@ def bench(args: argparse.Namespace, workdir: Path, bootstrap: str) -> dict[str, 
             # 5: freshness
             if not args.no_fresh:
                 say("freshness: worker restarted (same home, chdb, group; clock @1), relay in a thread")
-                fresh_env = worker_env(home, bootstrap, olap, AS_OF.isoformat() + "@1", trusted_roots)
+                fresh_env = worker_env(home, bootstrap, olap, AS_OF.isoformat() + "@1", trusted_roots) | evaluators
                 result["freshness"] = measure_freshness(
                     app,
                     directive,
@@ -934,7 +937,10 @@ def table(r: dict[str, Any]) -> str:
         f"\nstream worker bench — {r['events_on_topic']:,} events on {EVENTS_TOPIC} ({r['partitions']} partitions), "
         f"{r['broker']}, load average {r['machine']['load_average']}"
     )
-    add(f"load {r['load']['events_per_s']:,.0f} ev/s, relay {r['relay']['events_per_s']:,.0f} ev/s (not timed here)")
+    add(
+        f"load {r['load']['events_per_s']:,.0f} ev/s, relay {r['relay']['events_per_s']:,.0f} ev/s (not timed here); "
+        f"worker evaluators: {r.get('worker_evaluators', 'default')}"
+    )
     add("")
     add(f"{'measurement':<62} {'value':>12}   target")
     add(
@@ -1049,6 +1055,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the worker under cProfile (bench/results/profile-streams-worker.txt; the results "
         "go to streams-profiled.json)",
+    )
+    parser.add_argument(
+        "--evaluators", type=int, default=None, help="TASKLEDGER_WORKER_EVALUATORS of the worker (default: its own)"
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds a consumer may take to catch up")
     parser.add_argument("--json", action="store_true", help="print the JSON result on stdout")
