@@ -1,8 +1,9 @@
 """The stream worker's agent: contract v1 events -> ClickHouse projections, task status, alerts.
 
-Two processes (see ``streams.projector`` for why): this module is the Faust side -- it consumes
-``taskledger.events.v1`` in batches, keeps the durable tables and acks offsets; the projector process
-evaluates, writes ClickHouse and publishes.
+Several processes (see ``streams.projector`` for why): this module is the Faust side -- it consumes
+``taskledger.events.v1`` in batches (through ``streams.transport``'s consumer), keeps the durable tables
+and acks offsets; the projector process evaluates (itself, or sharded over ``streams.evaluators``), writes
+ClickHouse and publishes.
 
 Design choice (documented for review): the projector folds each touched Task **from the event store,
 read-only** (``streams.evaluate.Folds``: the application's own domain events, brought up to date with the

@@ -6,7 +6,9 @@ so the two halves add up instead of overlapping (bench/README.md, "stream worker
 (``streams.agents``) consumes, keeps the durable tables and commits offsets; the projector, started with
 ``spawn`` and fed through a pipe, owns everything else:
 
-* the ledger, read-only (``TaskLedger`` folds, through ``streams.evaluate.Folds``);
+* the ledger, read-only (``TaskLedger`` folds, through ``streams.evaluate.Folds``), and the evaluation:
+  itself, or sharded over ``TASKLEDGER_WORKER_EVALUATORS`` evaluator processes (``streams.evaluators``:
+  the evaluation is most of the CPU, and one process uses one core);
 * the analytical store (chdb: the only process that opens the directory, so ``taskledger sql`` reads
   through it) and its ``BatchWriter`` sinks;
 * the publications: task status (``taskledger.task-status.v1``, compacted) and new alerts
