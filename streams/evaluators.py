@@ -37,7 +37,8 @@ class EvaluatorError(RuntimeError):
 
 
 def evaluator_main(conn: Any, settings: Settings, clock_origin: float, parent_pid: int, index: int) -> None:
-    """One evaluator: ``("evaluate", ([task ids], as_of ISO))`` -> ``("ok", (statuses, alerts, wakeups))``
+    """One evaluator: ``("evaluate", ([task ids], as_of ISO))`` -> ``("ok", (statuses, alerts, wakeups,
+    aggregates in its fold cache))``
     or ``("error", text)``; ``("close", None)`` or the pipe's end stops it."""
     from streams.projector import _die_with_parent, shared_clock
 
@@ -80,7 +81,7 @@ def evaluator_main(conn: Any, settings: Settings, clock_origin: float, parent_pi
                 ids, as_of = payload
                 task_ids = {UUID(t) for t in ids}
                 result = evaluate_tasks(ledger, task_ids, datetime.fromisoformat(as_of), nothing_raised, folds, policy)
-                conn.send(("ok", (result.statuses, result.new_alerts, result.wakeups)))
+                conn.send(("ok", (result.statuses, result.new_alerts, result.wakeups, len(folds))))
             except Exception as error:  # noqa: BLE001 - reported to the projector, which fails the request
                 conn.send(("error", f"evaluator {index}: {type(error).__name__}: {error}\n{traceback.format_exc()}"))
     finally:
@@ -99,6 +100,7 @@ class Evaluators:
         self.count = count
         self.processes: list[Any] = []
         self.conns: list[Any] = []
+        self.cached: dict[int, int] = {}  # evaluator -> aggregates in its fold cache (as of its last answer)
 
     def start(self) -> None:
         import multiprocessing
@@ -149,7 +151,7 @@ class Evaluators:
             if status != "ok":
                 failures.append(str(payload))
                 continue
-            statuses, alerts, wakeups = payload
+            statuses, alerts, wakeups, self.cached[index] = payload
             for task, row in statuses.items():
                 known = merged.statuses.get(task)
                 if known is None or row["version"] > known["version"]:

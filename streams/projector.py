@@ -201,7 +201,7 @@ class Projector:
                 }
                 for task, row in result.statuses.items()
             },
-            "cached": len(self.folds),
+            "cached": len(self.folds) if self.evaluators is None else sum(self.evaluators.cached.values()),
         }
 
     def _partitioner(self, topic: str) -> Any:

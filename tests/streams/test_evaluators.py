@@ -33,7 +33,14 @@ def test_sharded_evaluation_equals_the_projectors_own_and_leaves_raised_alerts_o
     settings = Settings(home=home, clock=fixed(AS_OF))
     ledger = open_ledger(settings)
     try:
-        tasks = {a.id for a in ledger.all_aggregates() if isinstance(a, Task)}
+        folded = {a.id: a for a in ledger.all_aggregates() if isinstance(a, Task)}
+        tasks = set(folded)
+        relatives: dict[int, set[UUID]] = {}
+        for i in range(3):
+            wanted = {t for t in tasks if t.int % 3 == i}
+            wanted |= {folded[t].parent_id for t in wanted if folded[t].parent_id is not None}
+            relatives[i] = wanted | {folded[t].directive_id for t in wanted}
+            relatives[i] |= {sub for t in wanted for sub in folded[t].subtasks}
         some = sorted(tasks, key=str)[:5]
         raised = {str(t): frozenset({"not-an-alert-id"}) for t in tasks}
         # alerts "already raised" for five tasks: the first two of each, which must then be left out
@@ -60,6 +67,8 @@ def test_sharded_evaluation_equals_the_projectors_own_and_leaves_raised_alerts_o
         for t in some:
             assert len(sharded.new_alerts[str(t)]) == len(local_all.new_alerts[str(t)]) - 2
         assert evaluators.submit(set(), AS_OF) == []  # nothing to evaluate: nobody is asked
+        # each evaluator caches what it folded: its tasks, their parents, and the directives and subtasks of those
+        assert evaluators.cached == {i: len(relatives[i]) for i in range(3)}
     finally:
         evaluators.close()
     assert all(not p.is_alive() for p in evaluators.processes)
