@@ -86,3 +86,21 @@ def test_an_evaluator_that_cannot_read_the_store_fails_the_request_naming_it(tmp
             evaluators.collect(asked, lambda t: frozenset())
     finally:
         evaluators.close()
+
+
+def test_an_evaluator_that_dies_fails_the_next_request_naming_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    cli(home, "demo", "--tasks", "10", "--json", clock=fixed(DEMO_AT))
+    settings = Settings(home=home, clock=fixed(AS_OF))
+    evaluators = Evaluators(settings, time.time(), 2)
+    evaluators.start()
+    try:
+        ids = {UUID(int=2), UUID(int=3)}  # one per shard (id mod 2); unknown tasks evaluate to nothing
+        assert evaluators.collect(evaluators.submit(ids, AS_OF), lambda t: frozenset()).statuses == {}
+        evaluators.processes[1].kill()
+        evaluators.processes[1].join(10)
+        with pytest.raises(EvaluatorError, match="evaluator 1"):
+            evaluators.collect(evaluators.submit(ids, AS_OF), lambda t: frozenset())
+    finally:
+        evaluators.close()
+    assert all(not p.is_alive() for p in evaluators.processes)
