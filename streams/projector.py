@@ -141,8 +141,16 @@ class Projector:
         as_of = self.ledger.clock()
         # evaluators (if any) work on the tasks while this process builds the event rows
         asked = self.evaluators.submit(touched, as_of) if self.evaluators is not None else None
-        with self.lock:
-            self.writers["task_events"].add(event_row(e) for e in envelopes)
+        try:
+            with self.lock:
+                self.writers["task_events"].add(event_row(e) for e in envelopes)
+        except Exception:
+            if asked:  # read their answers all the same: the next request must not find them in the pipes
+                try:
+                    self.evaluators.collect(asked, lambda task: frozenset())
+                except Exception as error:  # noqa: BLE001 - the row's error is the one to report
+                    log.warning("projector: evaluators failed too: %s", error)
+            raise
         return self._apply(touched, len(envelopes), as_of, asked)
 
     def tick(self, task_ids: list[str]) -> dict[str, Any]:
