@@ -24,15 +24,13 @@ import pytest
 
 from connectors.broker import DevBroker
 from connectors.clickhouse import connect
-from connectors.eventstore import persistence_env
 from connectors.kafka import read_all
 from connectors.pki import read_trusted_roots
-from connectors.settings import Settings
 from domain import commands as c
 from domain.application import TaskLedger
 from domain.contract import ALERTS_TOPIC, STATUS_TOPIC
 from projections.rows import status_row
-from tests.conftest import APPROVER, ASSIGNEE, OFFICE, Clock
+from tests.conftest import APPROVER, ASSIGNEE, OFFICE, Backend, Clock
 from tests.kafka_fixtures import fresh_broker  # noqa: F401  (fixture)
 from tests.streams.support import (
     processed,
@@ -62,14 +60,16 @@ def home(tmp_path: Path) -> Path:
 
 def test_the_worker_projects_status_and_raises_each_alert_once(
     fresh_broker: DevBroker,  # noqa: F811
+    backend: Backend,
     home: Path,
     tmp_path: Path,
     signed: Callable[[bytes], tuple[str, dict[str, Any]]],
     pki: Any,
 ) -> None:
+    """On each event store of TASKLEDGER_TEST_BACKENDS (SQLite and PostgreSQL in CI): the worker, its
+    projector and its evaluator processes read the store through eventsourcing's own variables."""
     clock = Clock()
-    settings = Settings(home=home)
-    app = TaskLedger(env=persistence_env(settings), clock=clock, trusted_roots=read_trusted_roots([pki.trusted_roots]))
+    app = TaskLedger(env=backend.env, clock=clock, trusted_roots=read_trusted_roots([pki.trusted_roots]))
     from tests.conftest import directive_command
 
     directive = app.execute(OFFICE, directive_command(signed)).aggregate_id
@@ -96,7 +96,9 @@ def test_the_worker_projects_status_and_raises_each_alert_once(
     olap = tmp_path / "olap"
     log = tmp_path / "worker.log"
     started = time.monotonic()
-    worker = start_worker(fresh_broker.bootstrap, home, olap, AS_OF.isoformat() + "@0", log, pki.trusted_roots)
+    worker = start_worker(
+        fresh_broker.bootstrap, home, olap, AS_OF.isoformat() + "@0", log, pki.trusted_roots, extra_env=backend.env
+    )
     try:
         wait_for(lambda: processed(log) >= expected_events, 120, f"{expected_events} events processed", log)
         caught_up = time.monotonic() - started
