@@ -86,6 +86,8 @@ DEFAULT_POLICY = AlertPolicy()
 
 
 def _aware(t: object, field: str) -> datetime:
+    if type(t) is datetime and t.tzinfo is UTC:
+        return t  # already an aware UTC instant (the common case): nothing to check or convert
     if not isinstance(t, datetime) or t.tzinfo is None or t.utcoffset() is None:
         raise ValidationError(field, "must be a date-time with a time zone offset")
     return t.astimezone(UTC)
@@ -107,6 +109,19 @@ class Alert:
         object.__setattr__(self, "kind", AlertKind(self.kind))
         object.__setattr__(self, "due_at", _aware(self.due_at, "due_at"))
         object.__setattr__(self, "at", _aware(self.at, "at"))
+
+    @classmethod
+    def _known(cls, task_id: UUID, clock: str, kind: AlertKind, due_at: datetime, at: datetime) -> Alert:
+        """An alert of values this module has already checked (a UUID, an AlertKind, UTC instants): the
+        evaluation's hot path, without validating them a second time."""
+        alert = object.__new__(cls)
+        setattr_ = object.__setattr__
+        setattr_(alert, "task_id", task_id)
+        setattr_(alert, "clock", clock)
+        setattr_(alert, "kind", kind)
+        setattr_(alert, "due_at", due_at)
+        setattr_(alert, "at", at)
+        return alert
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -163,7 +178,7 @@ def _clock_alerts(
             return  # met by then: nothing to warn about
         if closed_at is not None and closed_at <= at:
             return  # the task was closed by then: nothing new
-        found.append((holds_from, Alert(task_id, clock.name, kind, due, at)))
+        found.append((holds_from, Alert._known(task_id, clock.name, kind, due, _aware(at, "at"))))
 
     total = calendar.working_time_between(clock.started_at, due)  # the clock's working span, once
     for kind, share in ((AlertKind.WARNING, policy.warning_share), (AlertKind.DUE_SOON, policy.due_soon_share)):
@@ -173,7 +188,8 @@ def _clock_alerts(
         timed(AlertKind.DUE_NOW, due, due)
         timed(AlertKind.OVERDUE, due, due + TICK)
     if met is not None:
-        found.append((met, Alert(task_id, clock.name, AlertKind.MET if met <= due else AlertKind.MET_LATE, due, met)))
+        kind = AlertKind.MET if met <= due else AlertKind.MET_LATE
+        found.append((met, Alert._known(task_id, clock.name, kind, due, met)))
     return found
 
 
@@ -185,6 +201,7 @@ def _all_alerts(
     closed_at: datetime | None,
 ) -> list[tuple[datetime, Alert]]:
     closed = None if closed_at is None else _aware(closed_at, "closed_at")
+    task_id = task_id if isinstance(task_id, UUID) else UUID(str(task_id))
     result: list[tuple[datetime, Alert]] = []
     for clock in clocks:
         stopped = clock.closed_by(closed)  # the task's closing, or a receipt superseded by a transfer

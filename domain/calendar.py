@@ -35,6 +35,8 @@ Interval = tuple[datetime, datetime]
 
 def _utc(t: datetime, field: str = "instant") -> datetime:
     """An aware instant converted to UTC; a naive one is refused (its meaning would be a guess)."""
+    if type(t) is datetime and t.tzinfo is UTC:
+        return t  # already UTC (the common case)
     if not isinstance(t, datetime):
         raise ValidationError(field, "must be a date-time with a time zone offset")
     if t.tzinfo is None or t.utcoffset() is None:
