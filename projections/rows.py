@@ -30,12 +30,29 @@ _LEVELS = frozenset(("regular", "confidential", "top_secret"))
 
 
 # -- value conversions ------------------------------------------------------------------------------------------
+_PARSED: dict[str, datetime] = {}  # ISO text -> UTC instant: a status row repeats its instants (clock arrays)
+_PARSED_MAX = 65_536
+
+
 def instant(value: str | datetime | None) -> datetime | None:
     """An RFC 3339 / ISO 8601 instant (any offset, 'Z' accepted) or datetime -> aware UTC datetime.
-    Naive input is taken as UTC (the event store's rule)."""
+    Naive input is taken as UTC (the event store's rule). Parsed text is memoised (bounded)."""
     if value is None:
         return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return _utc(value)
+    found = _PARSED.get(value)
+    if found is None:
+        moment = _utc(datetime.fromisoformat(value))  # TypeError / ValueError for anything but ISO text
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        found = _PARSED[value] = moment
+    return found
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is UTC:
+        return moment
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
