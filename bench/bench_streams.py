@@ -317,30 +317,18 @@ def ceiling_main(bootstrap: str, app_id: str, datadir: str, mode: str = "take") 
     import faust
 
     from streams.agents import BATCH, WITHIN_S
-    from streams.app import TUNING
+    from streams.app import app_config
+    from streams.run import run_app
     from streams.transport import WorkerApp
 
     log = logging.getLogger("bench.ceiling")
     take, within = BATCH, WITHIN_S
     # take: stock faust (the ceiling); noack_take: the worker's own app class, transport and tuning
-    factory, tuning = (faust.App, {}) if mode == "take" else (WorkerApp, TUNING)
-    app = factory(
-        app_id,
-        broker=f"kafka://{bootstrap}",
-        store="memory://",
-        processing_guarantee="at_least_once",
-        topic_partitions=PARTITIONS,
-        topic_replication_factor=1,
-        web_enabled=False,
-        broker_session_timeout=2.0,
-        broker_heartbeat_interval=0.5,
-        broker_commit_every=1000,
-        broker_commit_interval=1.0,
-        producer_acks=-1,
-        datadir=datadir,
-        autodiscover=False,
-        **tuning,
-    )
+    stock = mode == "take"
+    config = app_config(bootstrap, datadir, tuning=not stock, topic_partitions=PARTITIONS)
+    app = faust.App(app_id, **config) if stock else WorkerApp(app_id, **config)
+    if not stock:
+        app.dense_topics = frozenset({EVENTS_TOPIC})  # as streams.app.make_app
     topic = app.topic(EVENTS_TOPIC, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     total = [0]
 
@@ -354,12 +342,7 @@ def ceiling_main(bootstrap: str, app_id: str, datadir: str, mode: str = "take") 
                     await stream.ack(event)
             log.info("ceiling: batch of %d events (total %d events, 0 statuses, 0 alerts)", len(batch), total[0])
 
-    worker = faust.Worker(app, loglevel="info", quiet=True)
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as stop_:
-        return stop_.code if isinstance(stop_.code, int) else 0
-    return 0
+    return run_app(app)
 
 
 # ----------------------------------------------------------------------- profiled worker (child)

@@ -29,13 +29,11 @@ TUNING: dict[str, Any] = {
 }
 
 
-def make_app(settings: Settings, **overrides: Any) -> faust.App:
-    """A configured (not started) worker app; agents, tables and timers are attached by
-    ``streams.agents.install``."""
-    datadir = settings.home / "faust"
-    datadir.mkdir(parents=True, exist_ok=True)
+def app_config(bootstrap: str, datadir: str, tuning: bool = True, **overrides: Any) -> dict[str, Any]:
+    """The Faust settings of the worker (and of the apps that measure or probe its consumer): the dev
+    broker's (module docstring), ``TUNING`` (unless ``tuning`` is false: stock faust), then ``overrides``."""
     config: dict[str, Any] = {
-        "broker": f"kafka://{settings.bootstrap}",
+        "broker": f"kafka://{bootstrap}",
         "store": "memory://",
         "processing_guarantee": "at_least_once",
         "topic_partitions": 6,
@@ -46,16 +44,29 @@ def make_app(settings: Settings, **overrides: Any) -> faust.App:
         "broker_commit_every": 1000,
         "broker_commit_interval": 1.0,
         "producer_acks": -1,
-        "datadir": str(datadir),
+        "datadir": datadir,
         "table_cleanup_interval": 3600.0,
         "autodiscover": False,
     }
-    config.update(TUNING)
+    if tuning:
+        config.update(TUNING)
     config.update(overrides)
+    return config
+
+
+def make_app(settings: Settings, **overrides: Any) -> faust.App:
+    """A configured (not started) worker app; agents, tables and timers are attached by
+    ``streams.agents.install``."""
+    from domain.contract import EVENTS_TOPIC
     from streams.agents import install
     from streams.transport import WorkerApp
 
-    app = WorkerApp(APP_ID, **config)
+    datadir = settings.home / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = WorkerApp(APP_ID, **app_config(settings.bootstrap, str(datadir), **overrides))
+    # the events topic has no holes in its offsets (delete policy, retention forever, no transactions):
+    # a hole means records were skipped, and they are read again (streams.transport.DenseOffsets)
+    app.dense_topics = frozenset({EVENTS_TOPIC})
 
     install(app, settings)
     return app

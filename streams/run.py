@@ -12,15 +12,26 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 from connectors.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def run_worker(settings: Settings | None = None, loglevel: str = "info") -> int:
+def run_app(app: Any, loglevel: str = "info") -> int:
+    """Run a Faust app in the foreground (``faust.Worker``) until it stops; its exit code."""
     import faust
 
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    return 0
+
+
+def run_worker(settings: Settings | None = None, loglevel: str = "info") -> int:
     from streams.app import make_app
 
     settings = settings or Settings()
@@ -31,18 +42,13 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> int:
     except Exception as error:  # noqa: BLE001 - broker not up yet: faust waits for it and auto-creation applies
         log.warning("worker: could not create the contract topics: %s", error)
     app = make_app(settings)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    code = 0
     try:
-        worker.execute_from_commandline()
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        return run_app(app, loglevel)
     finally:
         processor = getattr(app, "taskledger_processor", None)
         if processor is not None:
             processor.close()
             log.info("worker: stopped (%s)", processor.stats)
-    return code
 
 
 def exit_with_parent() -> None:

@@ -18,8 +18,24 @@ the rest of it is wrapped, unchanged, in a task and raced against ``suspend_flow
 so the rebalance semantics are faust's own. Measured: consume-only ceiling 6,122 -> 16,148 ev/s together
 with ``cython_optimizations`` and larger buffers (``streams.app``).
 
-The override copies a private method; it is applied only to the faust-streaming versions it was checked
-against (``CHECKED``). Any other version runs faust's own consumer and logs a warning once."""
+**Dense topics** (``WorkerApp.dense_topics``: the events topic, whose offsets have no holes: delete policy,
+retention forever, no transactions). faust marks every hole it sees in a partition's offsets as *acked*
+(``_add_gap``: right for compacted topics and transaction markers) and commits past it. Measured on the dev
+broker (``tests/streams/test_acceptance.py``, SIGKILL then restart, about 1 run in 3 on a loaded machine):
+at start-up faust resumes the stream partitions *before* it seeks them to the committed offsets, records
+fetched in between are handed to the streams (some of them then skipped by the stream), the drain loop
+writes the pre-seek read offset back over the seek's, and the records of the next fetch are dropped as
+"already read" or leave a hole -- which was then committed: 3 events were never projected, and the
+restarted worker waited for them forever. On a dense topic this consumer therefore keeps the next offset
+it must deliver per partition (:class:`DenseOffsets`): a record past it means records were skipped, so the
+partition is sought back and read again (never marked acked); a record before it was delivered already.
+It also seeks a dense partition with no committed offset (or 0) explicitly (aiokafka's
+``seek_to_committed`` leaves it where the pre-seek fetch left it), and commits a dense partition only from
+its committed offset on (faust accepts a first acked offset one past it). At-least-once: a record
+delivered twice is processed twice, and every sink is idempotent.
+
+The overrides copy private methods; they are applied only to the faust-streaming versions they were
+checked against (``CHECKED``). Any other version runs faust's own consumer and logs a warning once."""
 
 from __future__ import annotations
 
@@ -30,8 +46,10 @@ from collections.abc import Coroutine, Generator
 from typing import Any
 
 import faust
+from aiokafka.structs import TopicPartition
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +103,134 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         return consumer
 
 
+DELIVER, DROP, RESEEK, ACCEPT = "deliver", "drop", "reseek", "accept"
+MAX_RESEEKS = 5
+"""Re-reads of one missing offset before the hole is accepted (logged as an error): only records that can
+no longer be read (deleted by hand, a broker that lost them) end there."""
+
+
+class DenseOffsets:
+    """The next offset to deliver per partition of the dense topics, and what to do with a record.
+
+    ``next`` is set by a seek (the offset sought; ``None`` = no committed offset: accept the first record)
+    and by every delivery (offset + 1). A seek also bumps the partition's generation, so that a hand-off
+    that was suspended across a seek does not write its older position back (``delivered_if``)."""
+
+    def __init__(self, max_reseeks: int = MAX_RESEEKS) -> None:
+        self.max_reseeks = max_reseeks
+        self.next: dict[Any, int] = {}
+        self.generations: dict[Any, int] = {}
+        self.reseeking: dict[Any, int] = {}  # partition -> offset sought back to during the current fetch
+        self.attempts: dict[Any, tuple[int, int]] = {}  # partition -> (missing offset, re-seeks so far)
+
+    def new_fetch(self) -> None:
+        """A new batch of records: what was fetched after a re-seek is judged afresh."""
+        self.reseeking.clear()
+
+    def seeked(self, tp: Any, offset: int | None) -> None:
+        self.generations[tp] = self.generations.get(tp, 0) + 1
+        if offset is None:
+            self.next.pop(tp, None)
+        else:
+            self.next[tp] = offset
+
+    def forget(self, tps: Any) -> None:
+        for tp in tps:
+            for state in (self.next, self.generations, self.reseeking, self.attempts):
+                state.pop(tp, None)
+
+    def generation(self, tp: Any) -> int:
+        return self.generations.get(tp, 0)
+
+    def admit(self, tp: Any, offset: int) -> str:
+        """``DELIVER`` the expected record (or any, when none is expected); ``DROP`` one delivered already or
+        fetched before a re-seek; ``RESEEK`` when records before it are missing; ``ACCEPT`` the hole after
+        ``max_reseeks`` re-reads of the same missing offset."""
+        expected = self.next.get(tp)
+        if expected is None or offset == expected:
+            return DELIVER
+        if offset < expected or self.reseeking.get(tp) == expected:
+            return DROP
+        at, count = self.attempts.get(tp, (-1, 0))
+        count = count + 1 if at == expected else 1
+        self.attempts[tp] = (expected, count)
+        if count > self.max_reseeks:
+            return ACCEPT
+        self.reseeking[tp] = expected
+        return RESEEK
+
+    def delivered_if(self, tp: Any, offset: int, generation: int) -> bool:
+        """Record the delivery of ``offset`` unless the partition was sought meanwhile."""
+        if self.generations.get(tp, 0) != generation:
+            return False
+        self.next[tp] = offset + 1
+        attempt = self.attempts.get(tp)
+        if attempt is not None and attempt[0] <= offset:
+            del self.attempts[tp]
+        return True
+
+
 class FastDrainConsumer(driver.Consumer):
-    """faust's aiokafka consumer; only the per-message hand-off of ``_drain_messages`` and the fetch wait
-    (``ConsumerThread``) differ."""
+    """faust's aiokafka consumer; the per-message hand-off of ``_drain_messages``, the fetch wait
+    (``ConsumerThread``) and the handling of dense topics (module docstring) differ."""
 
     def _new_consumer_thread(self) -> Any:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    @property
+    def dense_offsets(self) -> DenseOffsets:
+        guard = self.__dict__.get("_dense_offsets")
+        if guard is None:
+            guard = self.__dict__["_dense_offsets"] = DenseOffsets()
+        return guard
+
+    @property
+    def dense_topics(self) -> frozenset[str]:
+        return getattr(self.app, "dense_topics", frozenset())
+
+    async def perform_seek(self) -> None:  # mirrors faust 0.15.3, plus the dense partitions
+        read_offset = self._read_offset
+        _committed_offsets = await self.seek_to_committed()
+        dense, guard = self.dense_topics, self.dense_offsets
+        for tp, offset in _committed_offsets.items():
+            if tp.topic not in dense:
+                continue
+            tp = TP(tp.topic, tp.partition)
+            if offset is None or offset < 0:  # nothing committed: from the beginning, as the group would
+                await self._thread.seek_to_beginning(TopicPartition(tp.topic, tp.partition))
+                guard.seeked(tp, None)
+            else:
+                if offset == 0:  # aiokafka seeks only to offsets > 0
+                    self._thread.seek(tp, 0)
+                guard.seeked(tp, offset)
+        read_offset.update(
+            {tp: offset if offset is not None and offset >= 0 else None for tp, offset in _committed_offsets.items()}
+        )
+        committed_offsets = {
+            TP(tp.topic, tp.partition): offset if offset else None
+            for tp, offset in _committed_offsets.items()
+            if offset is not None
+        }
+        self._committed_offset.update(committed_offsets)
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        await super().seek(partition, offset)
+        if partition.topic in self.dense_topics:
+            self.dense_offsets.seeked(TP(partition.topic, partition.partition), offset)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self.dense_offsets.forget(revoked)
+        await super().on_partitions_revoked(revoked)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """faust's, except that a dense partition commits only once its committed offset itself is acked
+        (faust accepts a first acked offset one past it) or was accepted as a hole."""
+        if tp.topic in self.dense_topics:
+            acked = self._acked[tp]
+            committed = self._committed_offset[tp]
+            if acked and committed is not None and min(acked) > committed and not self._gap[tp].at(committed):
+                return None
+        return super()._new_offset(tp)
 
     async def _hand_off(self, callback: Any, message: Any) -> None:
         coro = callback(message)
@@ -119,6 +259,9 @@ class FastDrainConsumer(driver.Consumer):
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
         hand_off = self._hand_off
+        dense = self.dense_topics
+        guard = self.dense_offsets
+        admit = guard.admit
 
         yield_every = 100
         num_since_yield = 0
@@ -127,6 +270,7 @@ class FastDrainConsumer(driver.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(flag_consumer_fetching)
+                guard.new_fetch()
                 ait = getmany(timeout=1.0)
                 await self.sleep(0)
                 if not self.should_stop:
@@ -137,6 +281,34 @@ class FastDrainConsumer(driver.Consumer):
                             num_since_yield = 0
 
                         offset = message.offset
+                        if tp.topic in dense:
+                            verdict = admit(tp, offset)
+                            if verdict is DROP:
+                                continue
+                            if verdict is RESEEK:
+                                expected = guard.next[tp]
+                                log.warning(
+                                    "worker: %s[%d]: offset %d arrived where %d was due; reading from %d again",
+                                    tp.topic, tp.partition, offset, expected, expected,
+                                )  # fmt: skip
+                                await self.seek(tp, expected)
+                                continue
+                            if verdict is ACCEPT:
+                                expected = guard.next[tp]
+                                log.error(
+                                    "worker: %s[%d]: offsets %d..%d could not be read after %d attempts; going on "
+                                    "past them (run `taskledger projections rebuild` to project them)",
+                                    tp.topic, tp.partition, expected, offset - 1, guard.max_reseeks,
+                                )  # fmt: skip
+                                await self._add_gap(tp, expected, offset - 1)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            generation = guard.generation(tp)
+                            await hand_off(callback, message)
+                            if guard.delivered_if(tp, offset, generation):
+                                set_read_offset(tp, offset)
+                            continue
                         r_offset = get_read_offset(tp)
                         if r_offset is None or offset >= r_offset:
                             gap = offset - (r_offset or 0)
@@ -175,7 +347,10 @@ class FastDrainTransport(driver.Transport):
 
 class WorkerApp(faust.App):
     """A faust App whose consumer transport is :class:`FastDrainTransport` (when the installed
-    faust-streaming is one it was checked against; otherwise faust's own)."""
+    faust-streaming is one it was checked against; otherwise faust's own). ``dense_topics``: the topics
+    whose offsets have no holes (module docstring); set it before the app starts."""
+
+    dense_topics: frozenset[str] = frozenset()
 
     def _new_transport(self) -> Any:
         url = self.conf.broker_consumer[0]
