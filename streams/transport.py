@@ -177,12 +177,9 @@ class FastDrainConsumer(driver.Consumer):
     def _new_consumer_thread(self) -> Any:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    @property
-    def dense_offsets(self) -> DenseOffsets:
-        guard = self.__dict__.get("_dense_offsets")
-        if guard is None:
-            guard = self.__dict__["_dense_offsets"] = DenseOffsets()
-        return guard
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.dense_offsets = DenseOffsets()
+        super().__init__(*args, **kwargs)
 
     @property
     def dense_topics(self) -> frozenset[str]:
